@@ -1,0 +1,162 @@
+"""The client side: a ``requests`` session made for the lab, and ``attempt``.
+
+Two things in a learner's environment silently change what ``requests``
+does, and both are switched off here with ``trust_env = False``:
+
+- ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override ``Session.verify``
+  (https://github.com/psf/requests/issues/3829, open since 2017), so the
+  lab CA you set would be ignored;
+- ``HTTPS_PROXY`` sends requests for ``localhost`` to the proxy unless
+  ``NO_PROXY`` covers it, and the proxy cannot reach your notebook.
+
+``requests`` also has no default timeout: a lab session always has one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import requests
+
+from .errors import KeyPasswordError
+from .files import check_key_matches, load_certificate, load_private_key
+from .server import MTLSServer
+from .tls import client_side_reason, innermost_tls_error
+
+__all__ = ["lab_session", "LabSession", "attempt", "Outcome", "DEFAULT_TIMEOUT"]
+
+#: Seconds to wait for connect and for each read. A lab server answers in
+#: milliseconds; five seconds turns a hang into a clear failure.
+DEFAULT_TIMEOUT = 5.0
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class LabSession(requests.Session):
+    """A ``requests.Session`` that ignores proxy and CA-bundle variables and always times out."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__()
+        self.trust_env = False  # ignore HTTPS_PROXY, REQUESTS_CA_BUNDLE, .netrc
+        self.default_timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def _check_client_pair(cert_file: PathLike, key_file: PathLike) -> None:
+    """Fail early, with words, where requests/OpenSSL would fail late or cryptically.
+
+    requests cannot pass a password for an encrypted key, and OpenSSL reports a
+    mismatched key as ``KEY_VALUES_MISMATCH``.
+    """
+    certificate = load_certificate(cert_file)
+    try:
+        key = load_private_key(key_file)
+    except KeyPasswordError as error:
+        raise KeyPasswordError(
+            f"{key_file} is encrypted, and requests cannot pass a password to OpenSSL. "
+            "Give requests an unencrypted copy kept with mode 0600, or build an ssl.SSLContext "
+            "and call load_cert_chain(cert, key, password=...)."
+        ) from error
+    check_key_matches(key, certificate, key_path=key_file, cert_path=cert_file)
+
+
+def lab_session(
+    *,
+    ca_file: PathLike | None,
+    cert_file: PathLike | None = None,
+    key_file: PathLike | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> LabSession:
+    """A session that trusts ``ca_file`` (only) and presents ``cert_file``/``key_file``.
+
+    ``ca_file=None`` means "no lab CA": the session then trusts certifi's
+    public CAs, as a browser would, and so rejects the lab server.
+    """
+    session = LabSession(timeout)
+    if ca_file is not None:
+        load_certificate(ca_file)  # a clear error for a missing or non-PEM file
+        session.verify = os.fspath(ca_file)
+    if cert_file is not None:
+        if key_file is None:
+            raise ValueError("Pass key_file with cert_file: the certificate is useless without its private key.")
+        _check_client_pair(cert_file, key_file)
+        session.cert = (os.fspath(cert_file), os.fspath(key_file))
+    return session
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one request: success with status and body, or a failure and its reasons."""
+
+    url: str
+    ok: bool
+    status: int | None = None
+    body: str | None = None
+    error: BaseException | None = field(default=None, repr=False, compare=False)
+    error_class: str | None = None
+    reason: str | None = None  # short and stable: safe to assert on
+    server_reason: str | None = None  # what the server recorded, when we know the server
+    detail: str | None = None  # the innermost message (varies between runs and Pythons)
+
+    def failed_with(self, exception_type: type[BaseException]) -> bool:
+        """True when the request failed with ``exception_type`` (or a subclass of it)."""
+        return isinstance(self.error, exception_type)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"OK      {self.status} {self.body!r}"
+        text = f"FAILED  {self.error_class}: {self.reason}"
+        if self.server_reason:
+            text += f"\n        server saw: {self.server_reason}"
+        return text
+
+    def _repr_html_(self) -> str:
+        import html
+
+        if self.ok:
+            return f"<div>✅ <b>{self.status}</b> <code>{html.escape(repr(self.body))}</code></div>"
+        server = f"<br>server saw: <code>{html.escape(self.server_reason)}</code>" if self.server_reason else ""
+        return (
+            f"<div>❌ <b>{html.escape(str(self.error_class))}</b>: {html.escape(str(self.reason))}{server}</div>"
+        )
+
+
+def attempt(
+    url: str,
+    *,
+    session: requests.Session | None = None,
+    ca_file: PathLike | None = None,
+    cert_file: PathLike | None = None,
+    key_file: PathLike | None = None,
+    server: MTLSServer | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Outcome:
+    """GET ``url`` and return an :class:`Outcome`; connection and TLS failures never raise.
+
+    Pass a ``session``, or the files to build a :func:`lab_session` from.
+    With ``server``, a failure also carries the reason the server recorded.
+    Mistakes in the learner's own files (missing, not PEM, wrong password)
+    still raise a :class:`LabError`: they are not what the request teaches.
+    """
+    if session is None:
+        session = lab_session(ca_file=ca_file, cert_file=cert_file, key_file=key_file, timeout=timeout)
+    before = len(server.rejections) if server is not None else 0
+    try:
+        with session.get(url, timeout=timeout) as response:
+            return Outcome(url=url, ok=True, status=response.status_code, body=response.text)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:  # SSLError included
+        rejection = server.wait_for_rejection(before) if server is not None else None
+        return Outcome(
+            url=url,
+            ok=False,
+            error=error,
+            error_class=type(error).__name__,
+            reason=client_side_reason(error),
+            server_reason=rejection.reason if rejection else None,
+            detail=str(innermost_tls_error(error)),
+        )

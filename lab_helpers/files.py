@@ -1,0 +1,282 @@
+"""The lab folder: where certificates and keys live, written safely.
+
+All lab files go to one folder: ``$MTLS_LAB_DIR`` when it is set, else
+``lab-files/`` in the current working directory (a notebook's kernel runs in
+the notebook's folder, so that is ``notebooks/lab-files/``, which git ignores).
+Each learner on a shared JupyterHub has a home of their own, so their lab
+files never meet.
+
+Files keep the seed article's names (``ca.crt``, ``server.key``...) so that
+its ``openssl`` and ``curl`` commands work on them unchanged. Every write is
+atomic (a temporary file in the same folder, then ``os.replace``), and private
+keys are created with mode 0600 from their first byte, never chmod-ed after.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .errors import KeyMismatchError, KeyPasswordError, LabFileMissingError, NotPEMError
+from .pki import (
+    CertificateAuthority,
+    IssuedCertificate,
+    KeyType,
+    PrivateKey,
+    key_matches_certificate,
+)
+
+__all__ = [
+    "LAB_DIR_VARIABLE",
+    "LabPaths",
+    "lab_dir",
+    "write_atomic",
+    "save_certificate",
+    "save_private_key",
+    "save_csr",
+    "load_certificate",
+    "load_private_key",
+    "load_csr",
+    "load_certificate_authority",
+    "create_seed_pki",
+    "ensure_seed_pki",
+]
+
+LAB_DIR_VARIABLE = "MTLS_LAB_DIR"
+_T = TypeVar("_T")
+
+
+def lab_dir(directory: str | os.PathLike[str] | None = None) -> Path:
+    """The lab folder (created if needed): ``directory``, else ``$MTLS_LAB_DIR``, else ``./lab-files``."""
+    chosen = directory or os.environ.get(LAB_DIR_VARIABLE) or "lab-files"
+    path = Path(chosen).expanduser().absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """The seed article's eight file names inside one lab folder."""
+
+    directory: Path
+
+    @classmethod
+    def in_dir(cls, directory: str | os.PathLike[str] | None = None) -> "LabPaths":
+        return cls(lab_dir(directory))
+
+    ca_cert = property(lambda self: self.directory / "ca.crt")
+    ca_key = property(lambda self: self.directory / "ca.key")
+    server_csr = property(lambda self: self.directory / "server.csr")
+    server_cert = property(lambda self: self.directory / "server.crt")
+    server_key = property(lambda self: self.directory / "server.key")
+    client_csr = property(lambda self: self.directory / "client.csr")
+    client_cert = property(lambda self: self.directory / "client.crt")
+    client_key = property(lambda self: self.directory / "client.key")
+
+    def all(self) -> list[Path]:
+        return [
+            self.ca_cert, self.ca_key, self.server_csr, self.server_cert,
+            self.server_key, self.client_csr, self.client_cert, self.client_key,
+        ]
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The bytes go to a temporary file in the same folder (created 0600, so a
+    private key is never readable by others, not even for a moment), are
+    flushed to disk, and then replace ``path`` in one rename. On any error the
+    temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp creates the file with O_EXCL and mode 0600.
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if not private:
+            os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def save_certificate(certificate: x509.Certificate, path: str | os.PathLike[str]) -> Path:
+    return write_atomic(path, certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def save_csr(csr: x509.CertificateSigningRequest, path: str | os.PathLike[str]) -> Path:
+    return write_atomic(path, csr.public_bytes(serialization.Encoding.PEM))
+
+
+def save_private_key(
+    private_key: PrivateKey, path: str | os.PathLike[str], *, password: bytes | None = None
+) -> Path:
+    """Save a key as PKCS#8 PEM, mode 0600; encrypted when ``password`` is given."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    )
+    data = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return write_atomic(path, data, private=True)
+
+
+def _read(path: str | os.PathLike[str], what: str) -> bytes:
+    file = Path(path)
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise LabFileMissingError(
+            f"{file} does not exist, so the {what} cannot be loaded. Create the lab files first: "
+            f"run the notebook that makes them, or `python -m lab_helpers pki --dir {file.parent}`."
+        ) from None
+
+
+_PEM_LABELS = {
+    "certificate": (b"CERTIFICATE",),
+    "private key": (b"PRIVATE KEY", b"EC PRIVATE KEY", b"RSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"),
+    "certificate signing request": (b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"),
+}
+
+
+def _parse_pem(data: bytes, source: str, what: str, parse: Callable[[bytes], _T]) -> _T:
+    """Parse PEM, or explain what the data is instead (DER, another PEM type, not PEM at all)."""
+    labels = _PEM_LABELS[what]
+    if not any(b"-----BEGIN " + label + b"-----" in data for label in labels):
+        if b"-----BEGIN " in data:
+            found = data.split(b"-----BEGIN ", 1)[1].split(b"-----", 1)[0].decode(errors="replace")
+            hint = f"it holds a PEM {found}, not a {what}. Check which file you passed."
+        elif data[:1] == b"\x30":
+            hint = (
+                f"it looks like binary DER. Convert it to PEM, e.g. "
+                f"`openssl x509 -inform der -in FILE -out FILE.pem` for a certificate."
+            )
+        else:
+            hint = f"it does not contain a PEM block (-----BEGIN ...-----). Pass the {what} file itself."
+        raise NotPEMError(f"{source} is not a PEM {what}: {hint}")
+    try:
+        return parse(data)
+    except (ValueError, TypeError) as error:
+        if what == "private key" and ("password" in str(error).lower() or "decrypt" in str(error).lower()):
+            raise
+        raise NotPEMError(f"{source} has a PEM {what} marker but its contents are damaged ({error}). Recreate the file.") from None
+
+
+def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
+    """Load a PEM certificate, with a clear error for a missing or non-PEM file."""
+    return _parse_pem(_read(path, "certificate"), str(path), "certificate", x509.load_pem_x509_certificate)
+
+
+def load_csr(path: str | os.PathLike[str]) -> x509.CertificateSigningRequest:
+    return _parse_pem(_read(path, "CSR"), str(path), "certificate signing request", x509.load_pem_x509_csr)
+
+
+def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = None) -> PrivateKey:
+    """Load a PEM private key; an encrypted key needs its ``password`` (never prompted for)."""
+    data = _read(path, "private key")
+    try:
+        key = _parse_pem(
+            data, str(path), "private key",
+            lambda blob: serialization.load_pem_private_key(blob, password=password),
+        )
+    except TypeError as error:
+        if password is None:
+            raise KeyPasswordError(
+                f"{path} is encrypted: pass its password, e.g. load_private_key(path, password=b'...')."
+            ) from error
+        raise KeyPasswordError(f"{path} is not encrypted: call load_private_key without a password.") from error
+    except ValueError as error:
+        if isinstance(error, NotPEMError):
+            raise
+        raise KeyPasswordError(
+            f"The password for {path} is wrong (the key could not be decrypted). Check it, or recreate the key."
+        ) from error
+    return key  # type: ignore[return-value]
+
+
+def check_key_matches(private_key: PrivateKey, certificate: x509.Certificate, *, key_path: object, cert_path: object) -> None:
+    if not key_matches_certificate(private_key, certificate):
+        raise KeyMismatchError(
+            f"{key_path} is not the private key of {cert_path} (their public keys differ; "
+            "OpenSSL says KEY_VALUES_MISMATCH). Use the key the certificate was issued for, "
+            "or issue a new certificate for this key."
+        )
+
+
+def load_certificate_authority(
+    cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str], *, password: bytes | None = None
+) -> CertificateAuthority:
+    """Load ``ca.crt`` and ``ca.key`` and check that they belong together and form a CA."""
+    certificate = load_certificate(cert_path)
+    key = load_private_key(key_path, password=password)
+    check_key_matches(key, certificate, key_path=key_path, cert_path=cert_path)
+    return CertificateAuthority(certificate, key)
+
+
+def _save_leaf(issued: IssuedCertificate, csr_path: Path, cert_path: Path, key_path: Path) -> None:
+    save_private_key(issued.private_key, key_path)
+    save_csr(issued.csr, csr_path)
+    save_certificate(issued.certificate, cert_path)
+
+
+def create_seed_pki(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    key_type: KeyType = "ec",
+    client_name: str = "alice",
+) -> LabPaths:
+    """Create the seed's eight files: a CA, a server certificate and a client certificate.
+
+    Everything is generated in memory first, so a failure (say, a bad key
+    type) leaves the folder as it was; each file is then written atomically.
+    """
+    paths = LabPaths.in_dir(directory)
+    ca = CertificateAuthority.create_root(key_type=key_type)
+    server = ca.issue_server_certificate(key_type=key_type)
+    client = ca.issue_client_certificate(client_name, key_type=key_type)
+    save_private_key(ca.private_key, paths.ca_key)
+    save_certificate(ca.certificate, paths.ca_cert)
+    _save_leaf(server, paths.server_csr, paths.server_cert, paths.server_key)
+    _save_leaf(client, paths.client_csr, paths.client_cert, paths.client_key)
+    return paths
+
+
+def ensure_seed_pki(directory: str | os.PathLike[str] | None = None, *, key_type: KeyType = "ec") -> LabPaths:
+    """Reuse the lab files when they are all there, consistent and valid for a day more; else create them.
+
+    This is how a notebook run on its own, without the notebooks before it,
+    gets what it needs, and how a re-run keeps the files a learner already has.
+    """
+    paths = LabPaths.in_dir(directory)
+    if _seed_pki_is_usable(paths):
+        return paths
+    return create_seed_pki(paths.directory, key_type=key_type)
+
+
+def _seed_pki_is_usable(paths: LabPaths) -> bool:
+    import datetime
+
+    if not all(path.exists() for path in paths.all()):
+        return False
+    try:
+        ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
+        tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+        for cert_path, key_path in ((paths.server_cert, paths.server_key), (paths.client_cert, paths.client_key)):
+            certificate = load_certificate(cert_path)
+            check_key_matches(load_private_key(key_path), certificate, key_path=key_path, cert_path=cert_path)
+            if certificate.issuer != ca.certificate.subject or certificate.not_valid_after_utc < tomorrow:
+                return False
+            certificate.verify_directly_issued_by(ca.certificate)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,328 @@
+"""An mTLS HTTPS server that runs on a thread inside the notebook.
+
+It is the Python twin of the seed's ``node index.js``, built so that a
+notebook can live with it:
+
+- it binds 127.0.0.1 on a free port (port 0) unless told otherwise, so a
+  room of learners on one JupyterHub host never collide;
+- :meth:`MTLSServer.start` returns only once the socket accepts connections;
+- every TLS handshake runs in the connection's own thread with a timeout.
+  Wrapping the listening socket instead would run the handshake inside
+  ``accept()``, where one idle client blocks everyone and failures vanish;
+- every rejected handshake is recorded with the server's reason, so a
+  notebook can show both sides of a failure;
+- HTTP/1.1 keep-alive with Nagle's algorithm off (with it on, each
+  keep-alive request waits about 40 ms for a delayed ACK);
+- starting a server again under the same name (a re-run cell) stops the
+  previous one first, and :meth:`MTLSServer.stop` closes every connection
+  and joins every thread in well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+from cryptography import x509
+
+from .errors import LabError
+from .files import check_key_matches, load_certificate, load_private_key
+from .identity import ClientIdentity, identity_from_certificate
+from .tls import server_side_reason
+
+__all__ = ["build_server_context", "MTLSServer", "Rejection", "LabRequestHandler", "running_servers"]
+
+
+def build_server_context(
+    cert_file: str | os.PathLike[str],
+    key_file: str | os.PathLike[str],
+    ca_file: str | os.PathLike[str],
+    *,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum_version: ssl.TLSVersion | None = None,
+    key_password: bytes | None = None,
+) -> ssl.SSLContext:
+    """The server's ``SSLContext`` for mTLS, in the steps notebook 05 takes by hand.
+
+    The files are loaded with ``cryptography`` first so that a missing file, a
+    non-PEM file, an encrypted key without its password or a key that does
+    not match the certificate gets a :class:`LabError` that says what to do,
+    instead of OpenSSL's terse codes (or, for an encrypted key, a password
+    prompt on the terminal).
+    """
+    certificate = load_certificate(cert_file)
+    key = load_private_key(key_file, password=key_password)
+    check_key_matches(key, certificate, key_path=key_file, cert_path=cert_file)
+    load_certificate(ca_file)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # server side, no legacy protocols
+    context.minimum_version = minimum_version  # TLS 1.2 at least
+    if maximum_version is not None:
+        context.maximum_version = maximum_version
+    context.verify_mode = ssl.CERT_REQUIRED  # the "m" in mTLS: a client certificate is required
+    # Python 3.13 sets this flag by default; set it everywhere so every Python
+    # behaves alike (RFC 5280 rules: critical BasicConstraints, AKI, ...).
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    context.load_cert_chain(os.fspath(cert_file), os.fspath(key_file), password=key_password or b"")
+    context.load_verify_locations(cafile=os.fspath(ca_file))  # the CA whose clients we accept
+    return context
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A handshake the server refused (or that the client abandoned), as the server saw it."""
+
+    peer: str
+    reason: str  # stable: OpenSSL's verify message or reason code
+    error_class: str
+    detail: str  # the full message, which may vary
+    at: float = field(default_factory=time.time)
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.error_class} from {self.peer})"
+
+
+class LabRequestHandler(BaseHTTPRequestHandler):
+    """Answers every GET with ``Hello, <client name>``: the server knows who is calling."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive
+    server_version = "mtls-lab/1"
+
+    @property
+    def client_identity(self) -> ClientIdentity:
+        der = self.connection.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+        return identity_from_certificate(x509.load_der_x509_certificate(der))
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server looks for)
+        self.send_text(200, f"Hello, {self.client_identity.name}\n")
+
+    def send_text(self, status: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Keep the request log in memory instead of printing it into the notebook."""
+        owner: MTLSServer = self.server.owner  # type: ignore[attr-defined]
+        owner.log.append(f"{self.address_string()} {format % args}")
+
+
+class _HTTPServer(HTTPServer):
+    """HTTPServer that hands each accepted TCP socket to a thread which does the TLS handshake."""
+
+    allow_reuse_address = False  # on port 0 reuse buys nothing; a fixed busy port should fail loudly
+
+    def __init__(self, owner: "MTLSServer", address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        self.owner = owner
+        super().__init__(address, handler)
+
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        thread = threading.Thread(
+            target=self.owner._serve_connection,
+            args=(request, client_address),
+            name=f"mtls-lab-connection-{client_address[1]}",
+            daemon=True,
+        )
+        self.owner._track_thread(thread)
+        thread.start()
+
+
+class MTLSServer:
+    """The lab's mTLS server. Use as ``with MTLSServer(context) as server:`` or ``start()``/``stop()``.
+
+    ``name`` identifies the server across re-runs of a cell: starting a server
+    whose name is already running stops the old one first. Pass ``name=None``
+    to run several servers side by side.
+    """
+
+    _running: ClassVar[dict[str, "MTLSServer"]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str | None = "lab",
+        handler: type[BaseHTTPRequestHandler] = LabRequestHandler,
+        handshake_timeout: float = 5.0,
+        idle_timeout: float = 30.0,
+    ) -> None:
+        if context.verify_mode != ssl.CERT_REQUIRED:
+            raise LabError("The lab server is an mTLS server: set context.verify_mode = ssl.CERT_REQUIRED.")
+        self.context = context
+        self.host = host
+        self.requested_port = port
+        self.name = name
+        self.handler = handler
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.rejections: list[Rejection] = []
+        self.accepted = 0  # handshakes that succeeded
+        self.log: list[str] = []
+        self._changed = threading.Condition()
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._httpd: _HTTPServer | None = None
+        self._serve_thread: threading.Thread | None = None
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self) -> "MTLSServer":
+        """Bind, listen and serve on a background thread; return once connections are accepted."""
+        if self._httpd is not None:
+            return self
+        if self.name is not None:
+            with self._registry_lock:
+                previous = self._running.get(self.name)
+            if previous is not None:
+                previous.stop()
+        try:
+            self._httpd = _HTTPServer(self, (self.host, self.requested_port), self.handler)
+        except OSError as error:
+            raise LabError(
+                f"Cannot listen on {self.host}:{self.requested_port} ({error.strerror}). "
+                "Another program uses that port: use port=0 to get a free one, or stop the other program."
+            ) from error
+        # The socket listens as soon as the server is constructed, so a client
+        # can connect now; serve_forever then picks connections up.
+        self._serve_thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"mtls-lab-server-{self.port}", daemon=True
+        )
+        self._serve_thread.start()
+        if self.name is not None:
+            with self._registry_lock:
+                self._running[self.name] = self
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, close every open connection and join every thread (idempotent)."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()  # returns within one poll interval (50 ms)
+        httpd.server_close()
+        with self._lock:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv()
+            except OSError:
+                pass
+        for thread in threads:
+            thread.join(timeout=1.0)
+        if self._serve_thread is not None:
+            self._serve_thread.join(timeout=1.0)
+        if self.name is not None:
+            with self._registry_lock:
+                if self._running.get(self.name) is self:
+                    del self._running[self.name]
+
+    def __enter__(self) -> "MTLSServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise LabError("The server is not running: call start() first.")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``https://localhost:PORT/``: the name the server certificate's SAN carries."""
+        return f"https://localhost:{self.port}/"
+
+    def __repr__(self) -> str:
+        state = f"listening on {self.url}" if self.running else "stopped"
+        return f"<MTLSServer {self.name!r} {state}, {self.accepted} accepted, {len(self.rejections)} rejected>"
+
+    # -- what the server saw ------------------------------------------------
+
+    def wait_for_rejection(self, after: int, timeout: float = 1.0) -> Rejection | None:
+        """The first rejection recorded after index ``after``, waiting up to ``timeout`` seconds.
+
+        The client may see a failure a moment before the server has recorded
+        its side of it (the alert travels before the server's thread returns).
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.rejections) <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+            return self.rejections[after]
+
+    def _record_rejection(self, peer: tuple[str, int], error: BaseException) -> None:
+        rejection = Rejection(
+            peer=f"{peer[0]}:{peer[1]}",
+            reason=server_side_reason(error),
+            error_class=type(error).__name__,
+            detail=str(error),
+        )
+        with self._changed:
+            self.rejections.append(rejection)
+            self._changed.notify_all()
+
+    # -- connections --------------------------------------------------------
+
+    def _track_thread(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._threads.add(thread)
+
+    def _serve_connection(self, raw: socket.socket, peer: tuple[str, int]) -> None:
+        """Runs in the connection's own thread: handshake with a timeout, then HTTP."""
+        httpd = self._httpd
+        tls: socket.socket = raw
+        with self._lock:
+            self._sockets.add(raw)
+        try:
+            raw.settimeout(self.handshake_timeout)
+            try:
+                tls = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+                with self._lock:
+                    self._sockets.discard(raw)
+                    self._sockets.add(tls)
+                tls.do_handshake()  # type: ignore[attr-defined]
+            except (ssl.SSLError, OSError) as error:
+                self._record_rejection(peer, error)
+                return
+            with self._lock:
+                self.accepted += 1
+            tls.settimeout(self.idle_timeout)
+            if httpd is None:
+                return
+            try:
+                self.handler(tls, peer, httpd)
+            except OSError as error:  # the client went away mid-request: log it, don't print a traceback
+                self.log.append(f"{peer[0]}:{peer[1]} connection ended: {error!r}")
+        finally:
+            with self._lock:
+                self._sockets.discard(tls)
+                self._sockets.discard(raw)
+                self._threads.discard(threading.current_thread())
+            tls.close()
+
+
+def running_servers() -> dict[str, MTLSServer]:
+    """The named lab servers running in this process (what a re-run cell would replace)."""
+    return dict(MTLSServer._running)
