@@ -1,0 +1,128 @@
+"""The command line: ``python -m lab_helpers pki|serve|demo|doctor|bench``.
+
+``pki`` and ``serve`` are the seed article's ``openssl`` commands and
+``node index.js`` in Python; ``demo`` runs the seed's three ``curl`` requests
+and checks their outcomes; ``doctor`` is the room check for a workshop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from .errors import LabError
+
+__all__ = ["main"]
+
+
+def _command_pki(args: argparse.Namespace) -> int:
+    from .files import LabPaths, create_seed_pki
+
+    paths = LabPaths.in_dir(args.dir)
+    existing = [path.name for path in paths.all() if path.exists()]
+    if existing and not args.force:
+        raise LabError(
+            f"{paths.directory} already holds {', '.join(existing)}. Nothing was changed. "
+            "Pass --force to replace them, or choose another --dir."
+        )
+    create_seed_pki(paths.directory, key_type=args.key_type, client_name=args.client_name)
+    print(f"Wrote the lab PKI ({args.key_type} keys) to {paths.directory}:")
+    for path in paths.all():
+        print(f"  {path.name}")
+    return 0
+
+
+def _command_serve(args: argparse.Namespace) -> int:
+    from .files import LabPaths
+    from .server import MTLSServer, build_server_context
+
+    paths = LabPaths.in_dir(args.dir)
+    context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert)
+    stop = threading.Event()
+    # SIGTERM (from kill, systemd, a test harness) stops as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server = MTLSServer(context, port=args.port, name=None).start()
+    print(f"Serving mTLS on {server.url} (127.0.0.1 only). Press Ctrl-C to stop.", flush=True)
+    print(
+        f"Try: curl --cacert {paths.ca_cert} --cert {paths.client_cert} --key {paths.client_key} {server.url}",
+        flush=True,
+    )
+    shown_log = shown_rejections = 0
+    try:
+        while not stop.wait(0.2):
+            for line in server.log[shown_log:]:
+                print(f"request   {line}", flush=True)
+                shown_log += 1
+            for rejection in server.rejections[shown_rejections:]:
+                print(f"rejected  {rejection}", flush=True)
+                shown_rejections += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    print("Server stopped.", flush=True)
+    return 0
+
+
+def _command_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def _command_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor()
+
+
+def _command_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(rounds=args.rounds, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lab_helpers", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pki = commands.add_parser("pki", help="write the seed's CA, server and client files to a folder")
+    pki.add_argument("--dir", default=None, help="lab folder (default: $MTLS_LAB_DIR or ./lab-files)")
+    pki.add_argument("--key-type", choices=["ec", "rsa", "ed25519"], default="ec", help="default: ec (ECDSA P-256)")
+    pki.add_argument("--client-name", default="alice", help="the client certificate's name (default: alice)")
+    pki.add_argument("--force", action="store_true", help="replace lab files that already exist")
+    pki.set_defaults(run=_command_pki)
+
+    serve = commands.add_parser("serve", help="run the mTLS server in the foreground, like the seed's node index.js")
+    serve.add_argument("--dir", default=None, help="lab folder with ca.crt, server.crt, server.key")
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
+    serve.set_defaults(run=_command_serve)
+
+    demo = commands.add_parser("demo", help="the seed's three requests against a fresh PKI and server")
+    demo.set_defaults(run=_command_demo)
+
+    doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
+    doctor.set_defaults(run=_command_doctor)
+
+    bench = commands.add_parser("bench", help="measure the lab server against the seed's Node.js server")
+    bench.add_argument("--rounds", type=int, default=5, help="rounds per measurement; medians are reported")
+    bench.add_argument("--quick", action="store_true", help="a short run (a few seconds) with fewer requests")
+    bench.set_defaults(run=_command_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
