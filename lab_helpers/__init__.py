@@ -10,55 +10,106 @@ Each name lives in a small module:
 - ``client``: a ``requests`` session for the lab, and ``attempt``
 - ``describe``: a certificate in words
 - ``errors``: the exceptions, each saying what to do
+
+Names are imported lazily, on first use: ``python -m lab_helpers pki`` then
+starts without loading ``requests``, and a notebook pays only for what it uses.
 """
 
-from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
-from .describe import CertificateDescription, describe
-from .errors import (
-    KeyMismatchError,
-    KeyPasswordError,
-    LabError,
-    LabFileMissingError,
-    NotACAError,
-    NotPEMError,
-    TamperedCSRError,
-)
-from .files import (
-    LabPaths,
-    create_seed_pki,
-    ensure_seed_pki,
-    lab_dir,
-    load_certificate,
-    load_certificate_authority,
-    load_csr,
-    load_private_key,
-    save_certificate,
-    save_csr,
-    save_private_key,
-    write_atomic,
-)
-from .identity import ClientIdentity, fingerprint, identity_from_certificate
-from .pki import (
-    CertificateAuthority,
-    IssuedCertificate,
-    create_csr,
-    generate_private_key,
-    key_matches_certificate,
-)
-from .server import LabRequestHandler, MTLSServer, Rejection, build_server_context, running_servers
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DEFAULT_TIMEOUT": "client",
+    "LabSession": "client",
+    "Outcome": "client",
+    "attempt": "client",
+    "lab_session": "client",
+    "CertificateDescription": "describe",
+    "describe": "describe",
+    "KeyMismatchError": "errors",
+    "KeyPasswordError": "errors",
+    "LabError": "errors",
+    "LabFileMissingError": "errors",
+    "NotACAError": "errors",
+    "NotPEMError": "errors",
+    "TamperedCSRError": "errors",
+    "LabPaths": "files",
+    "create_seed_pki": "files",
+    "ensure_seed_pki": "files",
+    "lab_dir": "files",
+    "load_certificate": "files",
+    "load_certificate_authority": "files",
+    "load_csr": "files",
+    "load_private_key": "files",
+    "save_certificate": "files",
+    "save_csr": "files",
+    "save_private_key": "files",
+    "write_atomic": "files",
+    "ClientIdentity": "identity",
+    "fingerprint": "identity",
+    "identity_from_certificate": "identity",
+    "CertificateAuthority": "pki",
+    "IssuedCertificate": "pki",
+    "create_csr": "pki",
+    "generate_private_key": "pki",
+    "key_matches_certificate": "pki",
+    "LabRequestHandler": "server",
+    "MTLSServer": "server",
+    "Rejection": "server",
+    "build_server_context": "server",
+    "running_servers": "server",
+}
 
 __version__ = "0.1.0"
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "DEFAULT_TIMEOUT", "LabSession", "Outcome", "attempt", "lab_session",
-    "CertificateDescription", "describe",
-    "KeyMismatchError", "KeyPasswordError", "LabError", "LabFileMissingError",
-    "NotACAError", "NotPEMError", "TamperedCSRError",
-    "LabPaths", "create_seed_pki", "ensure_seed_pki", "lab_dir", "load_certificate",
-    "load_certificate_authority", "load_csr", "load_private_key", "save_certificate",
-    "save_csr", "save_private_key", "write_atomic",
-    "ClientIdentity", "fingerprint", "identity_from_certificate",
-    "CertificateAuthority", "IssuedCertificate", "create_csr", "generate_private_key",
-    "key_matches_certificate",
-    "LabRequestHandler", "MTLSServer", "Rejection", "build_server_context", "running_servers",
-]
+if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
+    from .describe import CertificateDescription, describe
+    from .errors import (
+        KeyMismatchError,
+        KeyPasswordError,
+        LabError,
+        LabFileMissingError,
+        NotACAError,
+        NotPEMError,
+        TamperedCSRError,
+    )
+    from .files import (
+        LabPaths,
+        create_seed_pki,
+        ensure_seed_pki,
+        lab_dir,
+        load_certificate,
+        load_certificate_authority,
+        load_csr,
+        load_private_key,
+        save_certificate,
+        save_csr,
+        save_private_key,
+        write_atomic,
+    )
+    from .identity import ClientIdentity, fingerprint, identity_from_certificate
+    from .pki import (
+        CertificateAuthority,
+        IssuedCertificate,
+        create_csr,
+        generate_private_key,
+        key_matches_certificate,
+    )
+    from .server import LabRequestHandler, MTLSServer, Rejection, build_server_context, running_servers
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lab_helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -20,14 +20,16 @@ notebook can live with it:
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from cryptography import x509
 
@@ -93,10 +95,14 @@ class LabRequestHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive
+    # Buffer the response so headers and body leave in one TLS record and one
+    # TCP segment; http.server flushes after every request.
+    wbufsize = 64 * 1024
     server_version = "mtls-lab/1"
 
-    @property
+    @functools.cached_property
     def client_identity(self) -> ClientIdentity:
+        """The client's identity, read once per connection (a handler lives as long as its connection)."""
         der = self.connection.getpeercert(binary_form=True)  # type: ignore[attr-defined]
         return identity_from_certificate(x509.load_der_x509_certificate(der))
 
@@ -108,13 +114,17 @@ class LabRequestHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            # The client asked to close: say so, as RFC 9112 wants, or a client
+            # such as http.client keeps the connection and fails on its next use.
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         """Keep the request log in memory instead of printing it into the notebook."""
         owner: MTLSServer = self.server.owner  # type: ignore[attr-defined]
-        owner.log.append(f"{self.address_string()} {format % args}")
+        owner._record_log(f"{self.address_string()} {format % args}")
 
 
 class _HTTPServer(HTTPServer):
@@ -142,7 +152,9 @@ class MTLSServer:
 
     ``name`` identifies the server across re-runs of a cell: starting a server
     whose name is already running stops the old one first. Pass ``name=None``
-    to run several servers side by side.
+    to run several servers side by side. ``on_event`` is called (from the
+    connection's thread) with a line for each request and each rejection, for
+    a terminal that wants to show them as they happen.
     """
 
     _running: ClassVar[dict[str, "MTLSServer"]] = {}
@@ -158,6 +170,7 @@ class MTLSServer:
         handler: type[BaseHTTPRequestHandler] = LabRequestHandler,
         handshake_timeout: float = 5.0,
         idle_timeout: float = 30.0,
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
         if context.verify_mode != ssl.CERT_REQUIRED:
             raise LabError("The lab server is an mTLS server: set context.verify_mode = ssl.CERT_REQUIRED.")
@@ -170,7 +183,8 @@ class MTLSServer:
         self.idle_timeout = idle_timeout
         self.rejections: list[Rejection] = []
         self.accepted = 0  # handshakes that succeeded
-        self.log: list[str] = []
+        self.log: deque[str] = deque(maxlen=1000)  # the latest request lines, bounded for long runs
+        self.on_event = on_event
         self._changed = threading.Condition()
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
@@ -282,6 +296,13 @@ class MTLSServer:
         with self._changed:
             self.rejections.append(rejection)
             self._changed.notify_all()
+        if self.on_event is not None:
+            self.on_event(f"rejected  {rejection}")
+
+    def _record_log(self, line: str) -> None:
+        self.log.append(line)
+        if self.on_event is not None:
+            self.on_event(f"request   {line}")
 
     # -- connections --------------------------------------------------------
 
@@ -314,7 +335,7 @@ class MTLSServer:
             try:
                 self.handler(tls, peer, httpd)
             except OSError as error:  # the client went away mid-request: log it, don't print a traceback
-                self.log.append(f"{peer[0]}:{peer[1]} connection ended: {error!r}")
+                self._record_log(f"{peer[0]}:{peer[1]} connection ended: {error!r}")
         finally:
             with self._lock:
                 self._sockets.discard(tls)
