@@ -38,6 +38,20 @@ _SAN_LABELS = {
 }
 
 
+_KEY_USAGE_FLAGS = (
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+)
+
+
+def _key_usage_flag(usage: x509.KeyUsage, name: str) -> bool:
+    # cryptography raises for encipher_only/decipher_only unless key_agreement is set.
+    try:
+        return bool(getattr(usage, name))
+    except ValueError:
+        return False
+
+
 def _extension(certificate: x509.Certificate, kind: type) -> x509.Extension | None:
     try:
         return certificate.extensions.get_extension_for_class(kind)
@@ -71,10 +85,7 @@ def _rows(certificate: x509.Certificate) -> list[tuple[str, str]]:
         rows.append(("BasicConstraints", text + _critical(constraints)))
     usage = _extension(certificate, x509.KeyUsage)
     if usage is not None:
-        flags = [
-            name for name in ("digital_signature", "key_encipherment", "key_cert_sign", "crl_sign")
-            if getattr(usage.value, name)
-        ]
+        flags = [name for name in _KEY_USAGE_FLAGS if _key_usage_flag(usage.value, name)]
         rows.append(("KeyUsage", ", ".join(flags) + _critical(usage)))
     eku = _extension(certificate, x509.ExtendedKeyUsage)
     rows.append(("ExtendedKeyUsage", ", ".join(oid._name for oid in eku.value) if eku else "absent (any purpose)"))
@@ -96,6 +107,9 @@ class CertificateDescription:
 
     def __getitem__(self, field: str) -> str:
         return dict(self.rows)[field]
+
+    def __repr__(self) -> str:
+        return str(self)  # where HTML is not rendered (a terminal), show the text
 
     def __str__(self) -> str:
         width = max(len(label) for label, _ in self.rows)

@@ -268,7 +268,7 @@ class CertificateAuthority:
             raise LabError(f"Unknown profile {profile!r}: use 'server' or 'client'.")
         san = self._subject_alternative_name(csr, profile, names)
         not_before, not_after = _validity(valid_days, valid_from)
-        issuer_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        authority_key_id = self._authority_key_identifier()
         return (
             x509.CertificateBuilder()
             .subject_name(csr.subject)
@@ -296,11 +296,17 @@ class CertificateAuthority:
             # RFC 5280: the SAN must be critical when the subject is empty.
             .add_extension(san, critical=len(csr.subject) == 0)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
-            )
+            .add_extension(authority_key_id, critical=False)
             .sign(self.private_key, _signature_hash(self.private_key))
         )
+
+    def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        """The AKI for leaves: the CA's SKI, or (for a CA made without one) derived from its key."""
+        try:
+            issuer_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        except x509.ExtensionNotFound:
+            return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
 
     @staticmethod
     def _subject_alternative_name(
