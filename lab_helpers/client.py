@@ -134,7 +134,7 @@ def attempt(
     cert_file: PathLike | None = None,
     key_file: PathLike | None = None,
     server: MTLSServer | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
 ) -> Outcome:
     """GET ``url`` and return an :class:`Outcome`; connection and TLS failures never raise.
 
@@ -142,7 +142,11 @@ def attempt(
     With ``server``, a failure also carries the reason the server recorded.
     Mistakes in the learner's own files (missing, not PEM, wrong password)
     still raise a :class:`LabError`: they are not what the request teaches.
+    ``timeout`` defaults to the session's own (a lab session's), else
+    :data:`DEFAULT_TIMEOUT`.
     """
+    if timeout is None:
+        timeout = getattr(session, "default_timeout", DEFAULT_TIMEOUT)
     if session is None:
         session = lab_session(ca_file=ca_file, cert_file=cert_file, key_file=key_file, timeout=timeout)
     before = len(server.rejections) if server is not None else 0

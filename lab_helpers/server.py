@@ -326,6 +326,7 @@ class MTLSServer:
                 tls.do_handshake()  # type: ignore[attr-defined]
             except (ssl.SSLError, OSError) as error:
                 self._record_rejection(peer, error)
+                _close_after_rejection(tls, timeout=min(1.0, self.handshake_timeout))
                 return
             with self._lock:
                 self.accepted += 1
@@ -336,12 +337,51 @@ class MTLSServer:
                 self.handler(tls, peer, httpd)
             except OSError as error:  # the client went away mid-request: log it, don't print a traceback
                 self._record_log(f"{peer[0]}:{peer[1]} connection ended: {error!r}")
+            else:
+                _send_close_notify(tls)  # type: ignore[arg-type]
         finally:
             with self._lock:
                 self._sockets.discard(tls)
                 self._sockets.discard(raw)
                 self._threads.discard(threading.current_thread())
             tls.close()
+
+
+def _close_after_rejection(sock: socket.socket, *, timeout: float) -> None:
+    """Let the client read the server's alert before the connection closes (a "lingering close").
+
+    In TLS 1.3 the client has often sent its request before the server's
+    alert arrives. Closing a socket with unread input makes the kernel send a
+    reset, which can destroy the alert before the client reads it: the client
+    then sees an EOF or a reset (curl: exit 55) instead of ``tlsv13 alert
+    certificate required`` (curl: exit 56). So: stop sending, read and discard
+    what the client still sends until it closes, for at most ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        sock.shutdown(socket.SHUT_WR)  # on an SSLSocket this also drops TLS: the reads below are raw
+        for _ in range(16):  # bounded in count and in time: a client that keeps sending is cut off
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            if not sock.recv(65536):
+                break
+    except (OSError, ValueError):
+        pass
+
+
+def _send_close_notify(tls: ssl.SSLSocket) -> None:
+    """End TLS with a close_notify alert, without waiting for the client's reply.
+
+    Closing the TCP socket alone makes OpenSSL 3 clients (``openssl s_client``)
+    report ``unexpected eof while reading`` and exit 1 after a complete response.
+    """
+    try:
+        tls.setblocking(False)
+        tls.unwrap()
+    except (OSError, ValueError):  # SSLWantReadError: sent, reply not awaited; or the client is already gone
+        pass
 
 
 def running_servers() -> dict[str, MTLSServer]:
