@@ -38,6 +38,7 @@ _EXPORTS = {
     "LabPaths": "files",
     "create_seed_pki": "files",
     "ensure_seed_pki": "files",
+    "ensure_certificate_authority": "files",
     "lab_dir": "files",
     "load_certificate": "files",
     "load_certificate_authority": "files",
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .files import (
         LabPaths,
         create_seed_pki,
+        ensure_certificate_authority,
         ensure_seed_pki,
         lab_dir,
         load_certificate,

@@ -40,11 +40,14 @@ def _command_serve(args: argparse.Namespace) -> int:
     from .files import LabPaths
     from .server import MTLSServer, build_server_context
 
-    paths = LabPaths.in_dir(args.dir)
+    paths = LabPaths.in_dir(args.dir, create=False)
     context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert)
     stop = threading.Event()
     # SIGTERM (from kill, systemd, a test harness) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C raises KeyboardInterrupt even when a shell started us in the
+    # background with SIGINT ignored (as non-interactive shells do).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     show = None if args.quiet else (lambda line: print(line, flush=True))
     server = MTLSServer(context, port=args.port, name=None, on_event=show).start()
     print(f"Serving mTLS on {server.url} (127.0.0.1 only). Press Ctrl-C to stop.", flush=True)

@@ -31,6 +31,9 @@ __all__ = ["lab_session", "LabSession", "attempt", "Outcome", "DEFAULT_TIMEOUT"]
 #: milliseconds; five seconds turns a hang into a clear failure.
 DEFAULT_TIMEOUT = 5.0
 
+#: Seconds ``attempt`` waits for the server's record of a failed handshake.
+SERVER_RECORD_WAIT = 3.0
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -154,7 +157,9 @@ def attempt(
         with session.get(url, timeout=timeout) as response:
             return Outcome(url=url, ok=True, status=response.status_code, body=response.text)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:  # SSLError included
-        rejection = server.wait_for_rejection(before) if server is not None else None
+        # The server's record usually arrives within milliseconds; the generous
+        # bound only matters on a loaded machine (a full classroom on one host).
+        rejection = server.wait_for_rejection(before, timeout=SERVER_RECORD_WAIT) if server is not None else None
         return Outcome(
             url=url,
             ok=False,

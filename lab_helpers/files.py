@@ -14,6 +14,7 @@ keys are created with mode 0600 from their first byte, never chmod-ed after.
 
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from .errors import KeyMismatchError, KeyPasswordError, LabFileMissingError, NotPEMError
+from .errors import KeyMismatchError, KeyPasswordError, LabError, LabFileMissingError, NotPEMError
 from .pki import (
     CertificateAuthority,
     IssuedCertificate,
@@ -46,17 +48,28 @@ __all__ = [
     "load_certificate_authority",
     "create_seed_pki",
     "ensure_seed_pki",
+    "ensure_certificate_authority",
 ]
 
 LAB_DIR_VARIABLE = "MTLS_LAB_DIR"
 _T = TypeVar("_T")
 
 
-def lab_dir(directory: str | os.PathLike[str] | None = None) -> Path:
-    """The lab folder (created if needed): ``directory``, else ``$MTLS_LAB_DIR``, else ``./lab-files``."""
+def lab_dir(directory: str | os.PathLike[str] | None = None, *, create: bool = True) -> Path:
+    """The lab folder: ``directory``, else ``$MTLS_LAB_DIR``, else ``./lab-files``.
+
+    It is created when missing, unless ``create=False`` (for commands that
+    only read lab files: a typo in a folder name should not make a new folder).
+    """
     chosen = directory or os.environ.get(LAB_DIR_VARIABLE) or "lab-files"
     path = Path(chosen).expanduser().absolute()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    elif not path.is_dir():
+        raise LabFileMissingError(
+            f"The lab folder {path} does not exist. Create the lab files first: "
+            f"`python -m lab_helpers pki --dir {path}`."
+        )
     return path
 
 
@@ -67,8 +80,8 @@ class LabPaths:
     directory: Path
 
     @classmethod
-    def in_dir(cls, directory: str | os.PathLike[str] | None = None) -> "LabPaths":
-        return cls(lab_dir(directory))
+    def in_dir(cls, directory: str | os.PathLike[str] | None = None, *, create: bool = True) -> "LabPaths":
+        return cls(lab_dir(directory, create=create))
 
     ca_cert = property(lambda self: self.directory / "ca.crt")
     ca_key = property(lambda self: self.directory / "ca.key")
@@ -252,31 +265,57 @@ def create_seed_pki(
 
 
 def ensure_seed_pki(directory: str | os.PathLike[str] | None = None, *, key_type: KeyType = "ec") -> LabPaths:
-    """Reuse the lab files when they are all there, consistent and valid for a day more; else create them.
+    """Keep the lab files that are usable; make only what is missing or broken.
 
-    This is how a notebook run on its own, without the notebooks before it,
-    gets what it needs, and how a re-run keeps the files a learner already has.
+    The CA is reused when it is usable (see :func:`ensure_certificate_authority`).
+    The server and client certificates are reused when their key matches, the
+    lab CA signed them and they stay valid for a day more; otherwise they are
+    issued again. This is how a notebook run on its own, without the notebooks
+    before it, gets what it needs, and how a re-run keeps what a learner made.
     """
     paths = LabPaths.in_dir(directory)
-    if _seed_pki_is_usable(paths):
-        return paths
-    return create_seed_pki(paths.directory, key_type=key_type)
+    ca = ensure_certificate_authority(paths.directory, key_type=key_type)
+    if not _leaf_is_usable(ca, paths.server_cert, paths.server_key, paths.server_csr):
+        _save_leaf(ca.issue_server_certificate(key_type=key_type), paths.server_csr, paths.server_cert, paths.server_key)
+    if not _leaf_is_usable(ca, paths.client_cert, paths.client_key, paths.client_csr):
+        _save_leaf(ca.issue_client_certificate(key_type=key_type), paths.client_csr, paths.client_cert, paths.client_key)
+    return paths
 
 
-def _seed_pki_is_usable(paths: LabPaths) -> bool:
-    import datetime
+def ensure_certificate_authority(
+    directory: str | os.PathLike[str] | None = None, *, key_type: KeyType = "ec"
+) -> CertificateAuthority:
+    """The lab CA from ``ca.crt``/``ca.key``, or a new one saved there when they are missing or unusable.
 
-    if not all(path.exists() for path in paths.all()):
-        return False
+    Unusable means: unreadable, not a CA, key not matching, or expiring within
+    a day. Notebooks 03 and 04 call this so that they keep the CA notebook 02
+    made, and still run on their own.
+    """
+    paths = LabPaths.in_dir(directory)
     try:
         ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
-        tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
-        for cert_path, key_path in ((paths.server_cert, paths.server_key), (paths.client_cert, paths.client_key)):
-            certificate = load_certificate(cert_path)
-            check_key_matches(load_private_key(key_path), certificate, key_path=key_path, cert_path=cert_path)
-            if certificate.issuer != ca.certificate.subject or certificate.not_valid_after_utc < tomorrow:
-                return False
-            certificate.verify_directly_issued_by(ca.certificate)
-    except Exception:
+        if ca.certificate.not_valid_after_utc > _tomorrow():
+            return ca
+    except LabError:
+        pass
+    ca = CertificateAuthority.create_root(key_type=key_type)
+    save_private_key(ca.private_key, paths.ca_key)
+    save_certificate(ca.certificate, paths.ca_cert)
+    return ca
+
+
+def _tomorrow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+
+
+def _leaf_is_usable(ca: CertificateAuthority, cert_path: Path, key_path: Path, csr_path: Path) -> bool:
+    """The leaf exists with its CSR, its key matches, the CA signed it, and it is valid for a day more."""
+    if not csr_path.exists():
         return False
-    return True
+    try:
+        certificate = load_certificate(cert_path)
+        check_key_matches(load_private_key(key_path), certificate, key_path=key_path, cert_path=cert_path)
+        certificate.verify_directly_issued_by(ca.certificate)
+    except (LabError, ValueError, TypeError, InvalidSignature):
+        return False
+    return certificate.not_valid_after_utc > _tomorrow()

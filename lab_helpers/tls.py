@@ -64,17 +64,22 @@ def server_side_reason(error: BaseException) -> str:
     """What the server saw when a handshake failed, in a form that is the same every run."""
     if isinstance(error, ssl.SSLCertVerificationError):
         return str(error.verify_message)
-    if isinstance(error, ssl.SSLError) and error.reason:
-        return str(error.reason)
-    if isinstance(error, TimeoutError):
-        return "handshake timed out"
+    # Before the reason code: an EOF carries one too (UNEXPECTED_EOF_WHILE_READING),
+    # but "the client went away" is what it means.
     if isinstance(error, (ssl.SSLEOFError, ConnectionError, EOFError)):
         return "client closed the connection during the handshake"
+    if isinstance(error, TimeoutError):
+        return "handshake timed out"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return str(error.reason)
     return type(error).__name__
 
 
 def client_side_reason(error: BaseException) -> str:
     """What the client saw, short and stable (the variable details stay in the exception)."""
+    if any(type(item).__name__ == "ProxyError" for item in exception_chain(error)):
+        # requests and urllib3 both call it ProxyError; matching the name keeps this module free of them.
+        return "could not go through the proxy (HTTPS_PROXY): the lab session ignores proxies"
     inner = innermost_tls_error(error)
     if isinstance(inner, ssl.SSLCertVerificationError):
         return f"server certificate rejected: {inner.verify_message}"

@@ -277,18 +277,44 @@ def test_ensure_seed_pki_uses_mtls_lab_dir(monkeypatch: pytest.MonkeyPatch, tmp_
     assert set(contents(tmp_path)) == SEED_FILES
 
 
-def test_ensure_seed_pki_recreates_everything_when_a_file_is_missing(tmp_path: Path) -> None:
+CLIENT_FILES = {"client.key", "client.csr", "client.crt"}
+SERVER_FILES = {"server.key", "server.csr", "server.crt"}
+
+
+def _changed(before: dict, after: dict) -> set[str]:
+    return {name for name in SEED_FILES if after[name] != before[name]}
+
+
+def test_ensure_seed_pki_reissues_only_the_leaf_whose_file_is_missing(tmp_path: Path) -> None:
     ensure_seed_pki(tmp_path)
     before = contents(tmp_path)
     (tmp_path / "client.key").unlink()
     paths = ensure_seed_pki(tmp_path)
     after = contents(tmp_path)
     assert set(after) == SEED_FILES
-    assert all(after[name] != before[name] for name in SEED_FILES)
+    assert _changed(before, after) == CLIENT_FILES  # the CA and the server are kept
     _assert_consistent(paths)
 
 
-def test_ensure_seed_pki_recreates_when_the_server_certificate_has_another_issuer(tmp_path: Path) -> None:
+def test_ensure_seed_pki_keeps_the_ca_of_notebook_02(tmp_path: Path) -> None:
+    ca = CertificateAuthority.create_root()
+    save_certificate(ca.certificate, tmp_path / "ca.crt")
+    save_private_key(ca.private_key, tmp_path / "ca.key")
+    paths = ensure_seed_pki(tmp_path)
+    assert load_certificate(paths.ca_cert) == ca.certificate
+    _assert_consistent(paths)
+
+
+def test_ensure_seed_pki_replaces_a_ca_whose_key_does_not_match(tmp_path: Path) -> None:
+    paths = ensure_seed_pki(tmp_path)
+    paths.ca_key.write_bytes(paths.server_key.read_bytes())
+    before = contents(tmp_path)
+    ensure_seed_pki(tmp_path)
+    assert _changed(before, contents(tmp_path)) == SEED_FILES  # a new CA, so new leaves too
+    _assert_consistent(paths)
+
+
+def test_ensure_seed_pki_reissues_a_server_certificate_from_another_issuer(tmp_path: Path) -> None:
     paths = ensure_seed_pki(tmp_path)
     # Another root with the same name "lab-ca" signs the existing server key's CSR:
     # names and key match, only the signature gives it away.
@@ -296,11 +322,11 @@ def test_ensure_seed_pki_recreates_when_the_server_certificate_has_another_issue
     save_certificate(impostor.sign_csr(load_csr(paths.server_csr), profile="server"), paths.server_cert)
     before = contents(tmp_path)
     ensure_seed_pki(tmp_path)
-    assert contents(tmp_path)["ca.crt"] != before["ca.crt"]
+    assert _changed(before, contents(tmp_path)) == SERVER_FILES
     _assert_consistent(paths)
 
 
-def test_ensure_seed_pki_recreates_when_a_certificate_expires_within_a_day(tmp_path: Path) -> None:
+def test_ensure_seed_pki_reissues_a_certificate_that_expires_within_a_day(tmp_path: Path) -> None:
     paths = ensure_seed_pki(tmp_path)
     ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
     save_certificate(
@@ -308,17 +334,16 @@ def test_ensure_seed_pki_recreates_when_a_certificate_expires_within_a_day(tmp_p
     )
     before = contents(tmp_path)
     ensure_seed_pki(tmp_path)
-    assert contents(tmp_path)["client.crt"] != before["client.crt"]
-    assert contents(tmp_path)["ca.crt"] != before["ca.crt"]
+    assert _changed(before, contents(tmp_path)) == CLIENT_FILES
     _assert_consistent(paths)
 
 
-def test_ensure_seed_pki_recreates_when_a_key_belongs_to_another_certificate(tmp_path: Path) -> None:
+def test_ensure_seed_pki_reissues_when_a_key_belongs_to_another_certificate(tmp_path: Path) -> None:
     paths = ensure_seed_pki(tmp_path)
     paths.server_key.write_bytes(paths.client_key.read_bytes())
     before = contents(tmp_path)
     ensure_seed_pki(tmp_path)
-    assert contents(tmp_path)["ca.crt"] != before["ca.crt"]
+    assert _changed(before, contents(tmp_path)) == SERVER_FILES
     _assert_consistent(paths)
 
 
