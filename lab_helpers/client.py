@@ -15,17 +15,23 @@ does, and both are switched off here with ``trust_env = False``:
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.ssl_ import create_urllib3_context
 
 from .errors import KeyPasswordError
 from .files import check_key_matches, load_certificate, load_private_key
 from .server import MTLSServer
 from .tls import client_side_reason, innermost_tls_error
 
-__all__ = ["lab_session", "LabSession", "attempt", "Outcome", "DEFAULT_TIMEOUT"]
+if TYPE_CHECKING:
+    from .explain import Explanation
+
+__all__ = ["lab_session", "LabSession", "TLSVersionAdapter", "attempt", "Outcome", "DEFAULT_TIMEOUT"]
 
 #: Seconds to wait for connect and for each read. A lab server answers in
 #: milliseconds; five seconds turns a hang into a clear failure.
@@ -68,19 +74,49 @@ def _check_client_pair(cert_file: PathLike, key_file: PathLike) -> None:
     check_key_matches(key, certificate, key_path=key_file, cert_path=cert_file)
 
 
+class TLSVersionAdapter(HTTPAdapter):
+    """An adapter whose connections use at most (or at least) a given TLS version.
+
+    requests has no setting for the TLS version; urllib3 takes an
+    ``ssl_context``, and this adapter hands it one built by urllib3 itself
+    (so verification stays exactly as requests sets it up).
+    """
+
+    def __init__(
+        self, *, maximum_version: ssl.TLSVersion | None = None, minimum_version: ssl.TLSVersion | None = None
+    ) -> None:
+        self.maximum_version = maximum_version
+        self.minimum_version = minimum_version
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        context = create_urllib3_context()
+        if self.maximum_version is not None:
+            context.maximum_version = self.maximum_version
+        if self.minimum_version is not None:
+            context.minimum_version = self.minimum_version
+        kwargs["ssl_context"] = context
+        super().init_poolmanager(*args, **kwargs)
+
+
 def lab_session(
     *,
     ca_file: PathLike | None,
     cert_file: PathLike | None = None,
     key_file: PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    maximum_version: ssl.TLSVersion | None = None,
 ) -> LabSession:
     """A session that trusts ``ca_file`` (only) and presents ``cert_file``/``key_file``.
 
     ``ca_file=None`` means "no lab CA": the session then trusts certifi's
     public CAs, as a browser would, and so rejects the lab server.
+    ``maximum_version`` caps the TLS version (``ssl.TLSVersion.TLSv1_2``
+    shows how TLS 1.2 reports a failure during the handshake).
     """
     session = LabSession(timeout)
+    if maximum_version is not None:
+        session.mount("https://", TLSVersionAdapter(maximum_version=maximum_version))
     if ca_file is not None:
         load_certificate(ca_file)  # a clear error for a missing or non-PEM file
         session.verify = os.fspath(ca_file)
@@ -105,6 +141,12 @@ class Outcome:
     reason: str | None = None  # short and stable: safe to assert on
     server_reason: str | None = None  # what the server recorded, when we know the server
     detail: str | None = None  # the innermost message (varies between runs and Pythons)
+
+    def explain(self) -> "Explanation | None":
+        """Why the request failed, in words (None when it succeeded)."""
+        from .explain import explain
+
+        return None if self.error is None else explain(self.error)
 
     def failed_with(self, exception_type: type[BaseException]) -> bool:
         """True when the request failed with ``exception_type`` (or a subclass of it)."""
