@@ -9,6 +9,9 @@ Each name lives in a small module:
 - ``server``: the mTLS server on a background thread
 - ``client``: a ``requests`` session for the lab, and ``attempt``
 - ``describe``: a certificate in words
+- ``explain``: a TLS failure in words: who rejected whom, why, the fix
+- ``catalog``: the failure catalog, every common failure reproduced
+- ``authz``: an access policy: which client may read which path
 - ``errors``: the exceptions, each saying what to do
 
 Names are imported lazily, on first use: ``python -m lab_helpers pki`` then
@@ -21,6 +24,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "ANY_CLIENT": "authz",
+    "AccessPolicy": "authz",
+    "Decision": "authz",
+    "CatalogLab": "catalog",
+    "run_case": "catalog",
+    "run_catalog": "catalog",
+    "summary_table": "catalog",
+    "Explanation": "explain",
+    "explain": "explain",
+    "TLSVersionAdapter": "client",
     "DEFAULT_TIMEOUT": "client",
     "LabSession": "client",
     "Outcome": "client",
@@ -67,6 +80,10 @@ __version__ = "0.1.0"
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from .authz import ANY_CLIENT, AccessPolicy, Decision
+    from .catalog import CatalogLab, run_case, run_catalog, summary_table
+    from .client import TLSVersionAdapter
+    from .explain import Explanation, explain
     from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
     from .describe import CertificateDescription, describe
     from .errors import (

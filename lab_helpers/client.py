@@ -154,7 +154,8 @@ class Outcome:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"OK      {self.status} {self.body!r}"
+            label = "OK" if (self.status or 0) < 400 else "REFUSED"  # TLS worked; the application said no
+            return f"{label:<7} {self.status} {self.body!r}"
         text = f"FAILED  {self.error_class}: {self.reason}"
         if self.server_reason:
             text += f"\n        server saw: {self.server_reason}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -27,6 +27,7 @@ class ClientIdentity:
     fingerprint: str
     serial_number: int
     issuer: str
+    certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -51,4 +52,5 @@ def identity_from_certificate(certificate: x509.Certificate) -> ClientIdentity:
         fingerprint=fingerprint(certificate),
         serial_number=certificate.serial_number,
         issuer=certificate.issuer.rfc4514_string(),
+        certificate=certificate,
     )

@@ -33,6 +33,7 @@ from typing import Callable, ClassVar
 
 from cryptography import x509
 
+from .authz import AccessPolicy, Decision
 from .errors import LabError
 from .files import check_key_matches, load_certificate, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
@@ -107,7 +108,18 @@ class LabRequestHandler(BaseHTTPRequestHandler):
         return identity_from_certificate(x509.load_der_x509_certificate(der))
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server looks for)
-        self.send_text(200, f"Hello, {self.client_identity.name}\n")
+        """Greet the client; with an access policy, only on paths it allows (else 403 with the reason)."""
+        owner: MTLSServer = self.server.owner  # type: ignore[attr-defined]
+        identity = self.client_identity
+        if owner.policy is not None:
+            decision = owner.policy.decide(identity, self.path)
+            owner.decisions.append(decision)
+            if not decision.allowed:
+                self.send_text(403, f"Forbidden: {decision.reason}\n")
+                return
+        path = self.path.split("?", 1)[0]
+        greeting = f"Hello, {identity.name}" + ("" if path == "/" else f": welcome to {path}")
+        self.send_text(200, greeting + "\n")
 
     def send_text(self, status: int, text: str) -> None:
         body = text.encode()
@@ -154,7 +166,9 @@ class MTLSServer:
     whose name is already running stops the old one first. Pass ``name=None``
     to run several servers side by side. ``on_event`` is called (from the
     connection's thread) with a line for each request and each rejection, for
-    a terminal that wants to show them as they happen.
+    a terminal that wants to show them as they happen. ``policy`` (an
+    :class:`~lab_helpers.authz.AccessPolicy`) decides which client may read
+    which path; it can be replaced while the server runs.
     """
 
     _running: ClassVar[dict[str, "MTLSServer"]] = {}
@@ -171,6 +185,7 @@ class MTLSServer:
         handshake_timeout: float = 5.0,
         idle_timeout: float = 30.0,
         on_event: Callable[[str], None] | None = None,
+        policy: AccessPolicy | None = None,
     ) -> None:
         if context.verify_mode != ssl.CERT_REQUIRED:
             raise LabError("The lab server is an mTLS server: set context.verify_mode = ssl.CERT_REQUIRED.")
@@ -185,6 +200,8 @@ class MTLSServer:
         self.accepted = 0  # handshakes that succeeded
         self.log: deque[str] = deque(maxlen=1000)  # the latest request lines, bounded for long runs
         self.on_event = on_event
+        self.policy = policy  # None: any client with a valid certificate may read every path
+        self.decisions: deque[Decision] = deque(maxlen=1000)  # the policy's latest answers
         self._changed = threading.Condition()
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
