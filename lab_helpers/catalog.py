@@ -350,12 +350,16 @@ def run_catalog(lab: CatalogLab | None = None, keys: list[str] | None = None) ->
 
 def summary_table(results: list[CaseResult]) -> str:
     """A plain-text table: one row per case."""
-    header = f"{'case':<36} {'client error':<16} {'server saw':<40} {'explained as':<34} ok"
-    rows = [header, "-" * len(header)]
+    rows = [("case", "client error", "server saw", "explained as", "ok")]
     for result in results:
-        rows.append(
-            f"{result.case.key:<36} {str(result.outcome.error_class):<16} {str(result.server_reason):<40} "
-            f"{result.client_explanation.key if result.client_explanation else '-':<34} "
-            f"{'yes' if result.as_expected else 'NO'}"
-        )
-    return "\n".join(rows)
+        rows.append((
+            result.case.key,
+            str(result.outcome.error_class),
+            str(result.server_reason),
+            result.client_explanation.key if result.client_explanation else "-",
+            "yes" if result.as_expected else "NO",
+        ))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)

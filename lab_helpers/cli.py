@@ -67,6 +67,16 @@ def _command_serve(args: argparse.Namespace) -> int:
 
 
 def _command_demo(args: argparse.Namespace) -> int:
+    if args.all:
+        from .catalog import run_catalog, summary_table
+
+        results = run_catalog()
+        for number, result in enumerate(results, start=1):
+            print(f"{number:>2}. {result}\n", flush=True)
+        print(summary_table(results))
+        failures = sum(not result.as_expected for result in results)
+        print(f"\n{len(results) - failures} of {len(results)} cases as expected.")
+        return 0 if not failures else 1
     from .demo import run_demo
 
     return run_demo()
@@ -102,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_command_serve)
 
     demo = commands.add_parser("demo", help="the seed's three requests against a fresh PKI and server")
+    demo.add_argument("--all", action="store_true", help="run the whole failure catalog and print its summary table")
     demo.set_defaults(run=_command_demo)
 
     doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")

@@ -233,3 +233,12 @@ def test_demo_is_immune_to_proxy_and_ca_bundle_variables(certifi_bundle: str) ->
     result = run_cli("demo", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All three outcomes as expected." in result.stdout
+
+
+def test_demo_all_runs_the_whole_catalog_as_expected_behind_a_dead_proxy() -> None:
+    env = environment_without("NO_PROXY", "no_proxy", HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    result = run_cli("demo", "--all", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "17 of 17 cases as expected." in result.stdout
+    assert "NOT AS EXPECTED" not in result.stdout
+    assert "plain-http" in result.stdout  # the summary table lists the cases
