@@ -12,6 +12,7 @@ Each name lives in a small module:
 - ``explain``: a TLS failure in words: who rejected whom, why, the fix
 - ``catalog``: the failure catalog, every common failure reproduced
 - ``authz``: an access policy: which client may read which path
+- ``chains``: offline chain verification (cryptography's path validation, plus CRLs)
 - ``errors``: the exceptions, each saying what to do
 
 Names are imported lazily, on first use: ``python -m lab_helpers pki`` then
@@ -24,6 +25,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "ChainVerdict": "chains",
+    "verify_chain": "chains",
+    "server_certificate": "client",
+    "save_chain": "files",
+    "save_crl": "files",
+    "load_crl": "files",
+    "load_certificates": "files",
+    "load_revocation_list": "server",
     "ANY_CLIENT": "authz",
     "AccessPolicy": "authz",
     "Decision": "authz",
@@ -82,6 +91,10 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
     from .authz import ANY_CLIENT, AccessPolicy, Decision
     from .catalog import CatalogLab, run_case, run_catalog, summary_table
+    from .chains import ChainVerdict, verify_chain
+    from .client import server_certificate
+    from .files import load_certificates, load_crl, save_chain, save_crl
+    from .server import load_revocation_list
     from .client import TLSVersionAdapter
     from .explain import Explanation, explain
     from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session

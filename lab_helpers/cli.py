@@ -1,4 +1,4 @@
-"""The command line: ``python -m lab_helpers pki|serve|demo|doctor|bench``.
+"""The command line: ``python -m lab_helpers pki|serve|revoke|demo|doctor|bench``.
 
 ``pki`` and ``serve`` are the seed article's ``openssl`` commands and
 ``node index.js`` in Python; ``demo`` runs the seed's three ``curl`` requests
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -23,25 +24,32 @@ def _command_pki(args: argparse.Namespace) -> int:
     from .files import LabPaths, create_seed_pki
 
     paths = LabPaths.in_dir(args.dir)
-    existing = [path.name for path in paths.all() if path.exists()]
+    existing = [path.name for path in paths.all() + paths.intermediate_files() if path.exists()]
     if existing and not args.force:
         raise LabError(
             f"{paths.directory} already holds {', '.join(existing)}. Nothing was changed. "
             "Pass --force to replace them, or choose another --dir."
         )
-    create_seed_pki(paths.directory, key_type=args.key_type, client_name=args.client_name)
-    print(f"Wrote the lab PKI ({args.key_type} keys) to {paths.directory}:")
-    for path in paths.all():
+    create_seed_pki(paths.directory, key_type=args.key_type, client_name=args.client_name, intermediate=args.intermediate)
+    shape = "root -> intermediate -> leaves" if args.intermediate else "root -> leaves"
+    print(f"Wrote the lab PKI ({args.key_type} keys, {shape}) to {paths.directory}:")
+    for path in paths.all() + (paths.intermediate_files() if args.intermediate else []):
         print(f"  {path.name}")
     return 0
 
 
 def _command_serve(args: argparse.Namespace) -> int:
     from .files import LabPaths
+    from .reload import FileWatcher
     from .server import MTLSServer, build_server_context
 
     paths = LabPaths.in_dir(args.dir, create=False)
-    context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert)
+    certificate = paths.server_cert_to_send  # the chain file when there is an intermediate
+    crl = Path(args.crl) if args.crl else None
+
+    def build() -> ssl.SSLContext:
+        return build_server_context(certificate, paths.server_key, paths.ca_cert, crl_file=crl)
+
     stop = threading.Event()
     # SIGTERM (from kill, systemd, a test harness) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -49,20 +57,32 @@ def _command_serve(args: argparse.Namespace) -> int:
     # background with SIGINT ignored (as non-interactive shells do).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     show = None if args.quiet else (lambda line: print(line, flush=True))
-    server = MTLSServer(context, port=args.port, name=None, on_event=show).start()
+    server = MTLSServer(build(), port=args.port, name=None, on_event=show).start()
+    watched = [certificate, paths.server_key] + ([crl] if crl else [])
+    watcher = FileWatcher(watched, rebuild=build, apply=server.replace_context, report=lambda line: print(line, flush=True))
     print(f"Serving mTLS on {server.url} (127.0.0.1 only). Press Ctrl-C to stop.", flush=True)
+    if crl:
+        print(f"Checking client certificates against {crl}; changes to it are picked up without a restart.", flush=True)
     print(
-        f"Try: curl --cacert {paths.ca_cert} --cert {paths.client_cert} --key {paths.client_key} {server.url}",
+        f"Try: curl --cacert {paths.ca_cert} --cert {paths.client_cert_to_send} --key {paths.client_key} {server.url}",
         flush=True,
     )
     try:
         while not stop.wait(0.5):
-            pass
+            watcher.check()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
     print("Server stopped.", flush=True)
+    return 0
+
+
+def _command_revoke(args: argparse.Namespace) -> int:
+    from .revoke import revoke_certificate
+
+    result = revoke_certificate(args.dir, args.cert, crl_path=args.crl)
+    print(result)
     return 0
 
 
@@ -103,12 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     pki.add_argument("--key-type", choices=["ec", "rsa", "ed25519"], default="ec", help="default: ec (ECDSA P-256)")
     pki.add_argument("--client-name", default="alice", help="the client certificate's name (default: alice)")
     pki.add_argument("--force", action="store_true", help="replace lab files that already exist")
+    pki.add_argument(
+        "--intermediate", action="store_true",
+        help="issue the leaves from an intermediate CA; also writes server-chain.crt and client-chain.crt",
+    )
     pki.set_defaults(run=_command_pki)
 
     serve = commands.add_parser("serve", help="run the mTLS server in the foreground, like the seed's node index.js")
     serve.add_argument("--dir", default=None, help="lab folder with ca.crt, server.crt, server.key")
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
     serve.add_argument("--quiet", action="store_true", help="do not print a line per request and rejection")
+    serve.add_argument("--crl", default=None, help="reject client certificates this CRL lists (re-read when it changes)")
+
+    revoke = commands.add_parser("revoke", help="add a certificate to the lab CRL (ca.crl in the lab folder)")
+    revoke.add_argument("--dir", default=None, help="lab folder with the CA that issued the certificate")
+    revoke.add_argument("--cert", required=True, help="the certificate to revoke (PEM)")
+    revoke.add_argument("--crl", default=None, help="the CRL file to update (default: ca.crl in the lab folder)")
+    revoke.set_defaults(run=_command_revoke)
     serve.set_defaults(run=_command_serve)
 
     demo = commands.add_parser("demo", help="the seed's three requests against a fresh PKI and server")

@@ -15,11 +15,14 @@ does, and both are switched off here with ``trust_env = False``:
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import urlsplit
 
 import requests
+from cryptography import x509
 from requests.adapters import HTTPAdapter
 from urllib3.util.ssl_ import create_urllib3_context
 
@@ -31,7 +34,9 @@ from .tls import client_side_reason, innermost_tls_error
 if TYPE_CHECKING:
     from .explain import Explanation
 
-__all__ = ["lab_session", "LabSession", "TLSVersionAdapter", "attempt", "Outcome", "DEFAULT_TIMEOUT"]
+__all__ = [
+    "lab_session", "LabSession", "TLSVersionAdapter", "attempt", "Outcome", "DEFAULT_TIMEOUT", "server_certificate",
+]
 
 #: Seconds to wait for connect and for each read. A lab server answers in
 #: milliseconds; five seconds turns a hang into a clear failure.
@@ -212,3 +217,30 @@ def attempt(
             server_reason=rejection.reason if rejection else None,
             detail=str(innermost_tls_error(error)),
         )
+
+
+def server_certificate(
+    url: str,
+    *,
+    ca_file: PathLike,
+    cert_file: PathLike | None = None,
+    key_file: PathLike | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> x509.Certificate:
+    """The certificate a server presents on a NEW connection, verified against ``ca_file``.
+
+    A ``requests`` session reuses its connections, so it keeps seeing the
+    certificate of the handshake it made first; this makes a fresh handshake,
+    which is what shows a rotation (a new serial) as soon as it happens.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "localhost", parts.port or 443
+    context = ssl.create_default_context(cafile=os.fspath(ca_file))
+    if cert_file is not None:
+        context.load_cert_chain(os.fspath(cert_file), os.fspath(key_file) if key_file else None, password=b"")
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+    if der is None:  # pragma: no cover (a verified handshake always has one)
+        raise ssl.SSLError("the server presented no certificate")
+    return x509.load_der_x509_certificate(der)

@@ -19,7 +19,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -49,6 +49,10 @@ __all__ = [
     "create_seed_pki",
     "ensure_seed_pki",
     "ensure_certificate_authority",
+    "save_chain",
+    "save_crl",
+    "load_crl",
+    "load_certificates",
 ]
 
 LAB_DIR_VARIABLE = "MTLS_LAB_DIR"
@@ -92,11 +96,33 @@ class LabPaths:
     client_cert = property(lambda self: self.directory / "client.crt")
     client_key = property(lambda self: self.directory / "client.key")
 
+    # With an intermediate CA (``pki --intermediate``, notebook 09):
+    intermediate_cert = property(lambda self: self.directory / "intermediate.crt")
+    intermediate_key = property(lambda self: self.directory / "intermediate.key")
+    server_chain = property(lambda self: self.directory / "server-chain.crt")
+    client_chain = property(lambda self: self.directory / "client-chain.crt")
+    # The lab CRL (``revoke``, notebook 10):
+    crl = property(lambda self: self.directory / "ca.crl")
+
     def all(self) -> list[Path]:
+        """The seed's eight files."""
         return [
             self.ca_cert, self.ca_key, self.server_csr, self.server_cert,
             self.server_key, self.client_csr, self.client_cert, self.client_key,
         ]
+
+    def intermediate_files(self) -> list[Path]:
+        """The four files an intermediate CA adds."""
+        return [self.intermediate_cert, self.intermediate_key, self.server_chain, self.client_chain]
+
+    @property
+    def server_cert_to_send(self) -> Path:
+        """What the server presents: its chain file when there is an intermediate, else its certificate."""
+        return self.server_chain if self.server_chain.exists() else self.server_cert
+
+    @property
+    def client_cert_to_send(self) -> Path:
+        return self.client_chain if self.client_chain.exists() else self.client_cert
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
@@ -144,6 +170,33 @@ def save_private_key(
     return write_atomic(path, data, private=True)
 
 
+def save_chain(certificates: Iterable[x509.Certificate], path: str | os.PathLike[str]) -> Path:
+    """Several certificates in one PEM file, in order: leaf first, then its intermediates."""
+    return write_atomic(path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates))
+
+
+def save_crl(crl: x509.CertificateRevocationList, path: str | os.PathLike[str]) -> Path:
+    return write_atomic(path, crl.public_bytes(serialization.Encoding.PEM))
+
+
+def load_crl(path: str | os.PathLike[str]) -> x509.CertificateRevocationList:
+    """Load a CRL in PEM or DER (``openssl ca -gencrl`` writes PEM; some CAs publish DER)."""
+    data = _read(path, "CRL")
+    if b"-----BEGIN X509 CRL-----" not in data:
+        try:
+            return x509.load_der_x509_crl(data)
+        except ValueError:
+            pass  # not DER either: the PEM parser below says what the file is instead
+    return _parse_pem(data, str(path), "CRL", x509.load_pem_x509_crl)
+
+
+def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
+    """Every certificate in a PEM file (a chain file, or a bundle of CAs)."""
+    data = _read(path, "certificates")
+    _parse_pem(data, str(path), "certificate", x509.load_pem_x509_certificate)  # a clear error if there is none
+    return x509.load_pem_x509_certificates(data)
+
+
 def _read(path: str | os.PathLike[str], what: str) -> bytes:
     file = Path(path)
     try:
@@ -159,6 +212,7 @@ _PEM_LABELS = {
     "certificate": (b"CERTIFICATE",),
     "private key": (b"PRIVATE KEY", b"EC PRIVATE KEY", b"RSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"),
     "certificate signing request": (b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"),
+    "CRL": (b"X509 CRL",),
 }
 
 
@@ -247,20 +301,35 @@ def create_seed_pki(
     *,
     key_type: KeyType = "ec",
     client_name: str = "alice",
+    intermediate: bool = False,
 ) -> LabPaths:
     """Create the seed's eight files: a CA, a server certificate and a client certificate.
+
+    With ``intermediate=True`` the root signs an intermediate CA (path length
+    0), which issues both leaves; ``intermediate.crt``/``.key`` and the chain
+    files ``server-chain.crt`` and ``client-chain.crt`` (leaf + intermediate,
+    what each side must send) are written too.
 
     Everything is generated in memory first, so a failure (say, a bad key
     type) leaves the folder as it was; each file is then written atomically.
     """
     paths = LabPaths.in_dir(directory)
-    ca = CertificateAuthority.create_root(key_type=key_type)
-    server = ca.issue_server_certificate(key_type=key_type)
-    client = ca.issue_client_certificate(client_name, key_type=key_type)
-    save_private_key(ca.private_key, paths.ca_key)
-    save_certificate(ca.certificate, paths.ca_cert)
+    root = CertificateAuthority.create_root(key_type=key_type)
+    issuing = root.create_intermediate(key_type=key_type) if intermediate else root
+    server = issuing.issue_server_certificate(key_type=key_type)
+    client = issuing.issue_client_certificate(client_name, key_type=key_type)
+    save_private_key(root.private_key, paths.ca_key)
+    save_certificate(root.certificate, paths.ca_cert)
     _save_leaf(server, paths.server_csr, paths.server_cert, paths.server_key)
     _save_leaf(client, paths.client_csr, paths.client_cert, paths.client_key)
+    if intermediate:
+        save_private_key(issuing.private_key, paths.intermediate_key)
+        save_certificate(issuing.certificate, paths.intermediate_cert)
+        write_atomic(paths.server_chain, server.chain_pem)
+        write_atomic(paths.client_chain, client.chain_pem)
+    else:
+        for stale in paths.intermediate_files():  # from an earlier --intermediate run: they no longer match
+            stale.unlink(missing_ok=True)
     return paths
 
 
@@ -277,8 +346,10 @@ def ensure_seed_pki(directory: str | os.PathLike[str] | None = None, *, key_type
     ca = ensure_certificate_authority(paths.directory, key_type=key_type)
     if not _leaf_is_usable(ca, paths.server_cert, paths.server_key, paths.server_csr):
         _save_leaf(ca.issue_server_certificate(key_type=key_type), paths.server_csr, paths.server_cert, paths.server_key)
+        paths.server_chain.unlink(missing_ok=True)  # it held the old leaf
     if not _leaf_is_usable(ca, paths.client_cert, paths.client_key, paths.client_csr):
         _save_leaf(ca.issue_client_certificate(key_type=key_type), paths.client_csr, paths.client_cert, paths.client_key)
+        paths.client_chain.unlink(missing_ok=True)
     return paths
 
 

@@ -143,6 +143,13 @@ class IssuedCertificate:
     certificate: x509.Certificate
     private_key: PrivateKey
     csr: x509.CertificateSigningRequest
+    #: The CA certificates between the leaf and the root (intermediates), nearest first.
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def chain_pem(self) -> bytes:
+        """The leaf followed by its intermediates: what a server (or client) must send."""
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (self.certificate, *self.chain))
 
     @property
     def cert_pem(self) -> bytes:
@@ -173,6 +180,47 @@ def _validity(valid_days: float, valid_from: datetime.datetime | None) -> tuple[
     return valid_from, valid_from + datetime.timedelta(days=valid_days)
 
 
+def _ca_certificate(
+    *,
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: object,
+    signing_key: PrivateKey,
+    authority_key_id: x509.AuthorityKeyIdentifier,
+    path_length: int | None,
+    valid_days: float,
+) -> x509.Certificate:
+    """A CA certificate: BasicConstraints CA:TRUE and KeyUsage keyCertSign + cRLSign, both critical."""
+    not_before, not_after = _validity(valid_days, None)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,  # it signs certificates
+                crl_sign=True,  # it signs revocation lists
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
+        .add_extension(authority_key_id, critical=False)
+        .sign(signing_key, _signature_hash(signing_key))
+    )
+
+
 class CertificateAuthority:
     """A certificate authority: a CA certificate and its private key.
 
@@ -181,7 +229,13 @@ class CertificateAuthority:
     checked: the certificate must say CA:TRUE and the key must match it.
     """
 
-    def __init__(self, certificate: x509.Certificate, private_key: PrivateKey) -> None:
+    def __init__(
+        self,
+        certificate: x509.Certificate,
+        private_key: PrivateKey,
+        *,
+        chain: tuple[x509.Certificate, ...] = (),
+    ) -> None:
         try:
             constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
             is_ca = constraints.ca
@@ -200,6 +254,8 @@ class CertificateAuthority:
             )
         self.certificate = certificate
         self.private_key = private_key
+        #: The CA certificates between this CA and its root, nearest first (empty for a root).
+        self.chain = chain
 
     @classmethod
     def create_root(
@@ -208,36 +264,88 @@ class CertificateAuthority:
         """Create a self-signed root CA certificate and its key."""
         key = generate_private_key(key_type)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        not_before, not_after = _validity(valid_days, None)
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)  # self-signed: issuer and subject are the same
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,  # it signs certificates
-                    crl_sign=True,  # it signs revocation lists
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(ski, critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-            .sign(key, _signature_hash(key))
+        certificate = _ca_certificate(
+            subject=name,
+            issuer=name,  # self-signed: issuer and subject are the same
+            public_key=key.public_key(),
+            signing_key=key,
+            authority_key_id=x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+            path_length=None,
+            valid_days=valid_days,
         )
         return cls(certificate, key)
+
+    def create_intermediate(
+        self,
+        common_name: str = "lab-intermediate",
+        *,
+        path_length: int | None = 0,
+        key_type: KeyType = "ec",
+        valid_days: float = 365,
+    ) -> "CertificateAuthority":
+        """Create a CA signed by this one; ``path_length=0`` lets it sign leaves only.
+
+        Real deployments keep the root offline and issue from an intermediate:
+        if the intermediate's key leaks, the root revokes it and signs a new one,
+        and no client has to change the root it trusts. This does not refuse an
+        intermediate below a ``path_length=0`` CA: verifiers do (notebook 09
+        shows ``path length constraint exceeded``).
+        """
+        key = generate_private_key(key_type)
+        certificate = _ca_certificate(
+            subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+            issuer=self.certificate.subject,
+            public_key=key.public_key(),
+            signing_key=self.private_key,
+            authority_key_id=self._authority_key_identifier(),
+            path_length=path_length,
+            valid_days=valid_days,
+        )
+        return CertificateAuthority(certificate, key, chain=(certificate, *self.chain))
+
+    def create_crl(
+        self,
+        revoked: Iterable[x509.Certificate | int] = (),
+        *,
+        crl_number: int = 1,
+        next_update_days: float = 7,
+        previous: x509.CertificateRevocationList | None = None,
+    ) -> x509.CertificateRevocationList:
+        """A certificate revocation list signed by this CA, naming ``revoked`` (certificates or serials).
+
+        ``previous``: keep every entry of an earlier CRL and number this one
+        after it, so that a CRL only ever grows (until entries expire). A CRL
+        carries a CRLNumber (RFC 5280 requires it) and a nextUpdate, after
+        which verifiers treat it as stale.
+        """
+        now = datetime.datetime.now(datetime.timezone.utc)
+        serials: dict[int, datetime.datetime] = {}
+        if previous is not None:
+            if previous.issuer != self.certificate.subject or not previous.is_signature_valid(
+                self.private_key.public_key()  # type: ignore[arg-type]
+            ):
+                raise LabError("The previous CRL was not issued by this CA: start a new one without previous=.")
+            for entry in previous:
+                serials[entry.serial_number] = entry.revocation_date_utc
+            number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            crl_number = max(crl_number, number + 1)
+        for item in revoked:
+            serial = item.serial_number if isinstance(item, x509.Certificate) else int(item)
+            serials.setdefault(serial, now)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now - datetime.timedelta(seconds=1))
+            .next_update(now + datetime.timedelta(days=next_update_days))
+            .add_extension(x509.CRLNumber(crl_number), critical=False)
+            .add_extension(self._authority_key_identifier(), critical=False)
+        )
+        for serial, when in sorted(serials.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+            )
+        return builder.sign(self.private_key, _signature_hash(self.private_key))
 
     def sign_csr(
         self,
@@ -345,7 +453,7 @@ class CertificateAuthority:
         key = generate_private_key(key_type)
         csr = create_csr(key, common_name or names[0], names=names)
         certificate = self.sign_csr(csr, profile="server", valid_days=valid_days, valid_from=valid_from)
-        return IssuedCertificate(certificate, key, csr)
+        return IssuedCertificate(certificate, key, csr, self.chain)
 
     def issue_client_certificate(
         self,
@@ -360,7 +468,7 @@ class CertificateAuthority:
         key = generate_private_key(key_type)
         csr = create_csr(key, name, names=names if names is not None else [CLIENT_URI_PREFIX + name])
         certificate = self.sign_csr(csr, profile="client", valid_days=valid_days, valid_from=valid_from)
-        return IssuedCertificate(certificate, key, csr)
+        return IssuedCertificate(certificate, key, csr, self.chain)
 
     @property
     def cert_pem(self) -> bytes:

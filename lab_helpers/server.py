@@ -24,22 +24,25 @@ import functools
 import os
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Callable, ClassVar
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from .authz import AccessPolicy, Decision
 from .errors import LabError
-from .files import check_key_matches, load_certificate, load_private_key
+from .files import check_key_matches, load_certificate, load_crl, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
 from .tls import server_side_reason
 
-__all__ = ["build_server_context", "MTLSServer", "Rejection", "LabRequestHandler", "running_servers"]
+__all__ = ["build_server_context", "load_revocation_list", "MTLSServer", "Rejection", "LabRequestHandler", "running_servers"]
 
 
 def build_server_context(
@@ -50,6 +53,7 @@ def build_server_context(
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
     maximum_version: ssl.TLSVersion | None = None,
     key_password: bytes | None = None,
+    crl_file: str | os.PathLike[str] | None = None,
 ) -> ssl.SSLContext:
     """The server's ``SSLContext`` for mTLS, in the steps notebook 05 takes by hand.
 
@@ -74,7 +78,27 @@ def build_server_context(
     context.verify_flags |= ssl.VERIFY_X509_STRICT
     context.load_cert_chain(os.fspath(cert_file), os.fspath(key_file), password=key_password or b"")
     context.load_verify_locations(cafile=os.fspath(ca_file))  # the CA whose clients we accept
+    if crl_file is not None:
+        load_revocation_list(context, crl_file)
     return context
+
+
+def load_revocation_list(context: ssl.SSLContext, crl_file: str | os.PathLike[str]) -> x509.CertificateRevocationList:
+    """Load a CRL (PEM or DER) into ``context`` and switch on the check that uses it.
+
+    Both halves matter. Loaded without ``VERIFY_CRL_CHECK_LEAF``, the CRL is
+    ignored: revoked clients get in. With the flag and no CRL from the
+    client certificate's issuer, every client is rejected (``unable to get
+    certificate CRL``). A CRL is a public document: no key is involved.
+    """
+    crl = load_crl(crl_file)  # clear errors for a missing or damaged file; DER accepted
+    # ssl loads CRLs only from PEM files (cadata takes certificates only).
+    with tempfile.TemporaryDirectory(prefix="mtls-crl-") as folder:
+        pem = Path(folder) / "crl.pem"
+        pem.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        context.load_verify_locations(cafile=os.fspath(pem))
+    context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    return crl
 
 
 @dataclass(frozen=True)
@@ -260,6 +284,19 @@ class MTLSServer:
             with self._registry_lock:
                 if self._running.get(self.name) is self:
                     del self._running[self.name]
+
+    def replace_context(self, context: ssl.SSLContext) -> None:
+        """Serve new connections with ``context`` (a rotated certificate, a new CRL), without a restart.
+
+        Each connection takes the context when it arrives, so handshakes that
+        have started finish with the old one and open keep-alive connections
+        keep it; every new connection gets the new one. Nothing is refused in
+        between. (Calling ``load_cert_chain`` on the running context works
+        too, but a CRL can only be added that way, never replaced.)
+        """
+        if context.verify_mode != ssl.CERT_REQUIRED:
+            raise LabError("The lab server is an mTLS server: set context.verify_mode = ssl.CERT_REQUIRED.")
+        self.context = context
 
     def __enter__(self) -> "MTLSServer":
         return self.start()
