@@ -8,8 +8,8 @@ Each name lives in a small module:
 - ``files``: the lab folder, atomic writes, loading with clear errors
 - ``server``: the mTLS server on a background thread
 - ``client``: a ``requests`` session for the lab, and ``attempt``
-- ``describe``: a certificate in words
-- ``explain``: a TLS failure in words: who rejected whom, why, the fix
+- ``summary``: ``describe()``, a certificate in words
+- ``diagnosis``: ``explain()``, a TLS failure in words: who rejected whom, why, the fix
 - ``catalog``: the failure catalog, every common failure reproduced
 - ``authz``: an access policy: which client may read which path
 - ``chains``: offline chain verification (cryptography's path validation, plus CRLs)
@@ -40,16 +40,16 @@ _EXPORTS = {
     "run_case": "catalog",
     "run_catalog": "catalog",
     "summary_table": "catalog",
-    "Explanation": "explain",
-    "explain": "explain",
+    "Explanation": "diagnosis",
+    "explain": "diagnosis",
     "TLSVersionAdapter": "client",
     "DEFAULT_TIMEOUT": "client",
     "LabSession": "client",
     "Outcome": "client",
     "attempt": "client",
     "lab_session": "client",
-    "CertificateDescription": "describe",
-    "describe": "describe",
+    "CertificateDescription": "summary",
+    "describe": "summary",
     "KeyMismatchError": "errors",
     "KeyPasswordError": "errors",
     "LabError": "errors",
@@ -96,9 +96,9 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .files import load_certificates, load_crl, save_chain, save_crl
     from .server import load_revocation_list
     from .client import TLSVersionAdapter
-    from .explain import Explanation, explain
+    from .diagnosis import Explanation, explain
     from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
-    from .describe import CertificateDescription, describe
+    from .summary import CertificateDescription, describe
     from .errors import (
         KeyMismatchError,
         KeyPasswordError,

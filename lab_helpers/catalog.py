@@ -3,7 +3,7 @@
 Each :class:`CatalogCase` changes one thing from the working set-up (a CA,
 a certificate, a TLS version, the URL) and says what must happen: the
 exception class the client gets, the reason the server records, and the
-explanation :func:`~lab_helpers.explain.explain` gives. :func:`run_case`
+explanation :func:`~lab_helpers.diagnosis.explain` gives. :func:`run_case`
 makes the request with plain ``requests`` code and checks all three.
 
 Notebook 07 walks through the cases; ``python -m lab_helpers demo --all``
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from .client import Outcome, TLSVersionAdapter, attempt
-from .explain import Explanation, explain
+from .diagnosis import Explanation, explain
 from .files import save_certificate, save_private_key
 from .pki import CertificateAuthority, IssuedCertificate, generate_private_key
 from .server import MTLSServer, build_server_context
@@ -175,7 +175,7 @@ class CatalogCase:
     change: str  # what differs from the working set-up, in words
     expected_error: type[BaseException]
     expected_server_reason: str
-    expected_explanation: str  # a key of lab_helpers.explain.CASES
+    expected_explanation: str  # a key of lab_helpers.diagnosis.CASES
     server: ServerSetup = field(default_factory=ServerSetup)
     client: ClientSetup = field(default_factory=ClientSetup)
 

@@ -32,7 +32,7 @@ from .server import MTLSServer
 from .tls import client_side_reason, innermost_tls_error
 
 if TYPE_CHECKING:
-    from .explain import Explanation
+    from .diagnosis import Explanation
 
 __all__ = [
     "lab_session", "LabSession", "TLSVersionAdapter", "attempt", "Outcome", "DEFAULT_TIMEOUT", "server_certificate",
@@ -149,7 +149,7 @@ class Outcome:
 
     def explain(self) -> "Explanation | None":
         """Why the request failed, in words (None when it succeeded)."""
-        from .explain import explain
+        from .diagnosis import explain
 
         return None if self.error is None else explain(self.error)
 

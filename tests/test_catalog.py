@@ -10,7 +10,7 @@ import pytest
 
 from lab_helpers import CatalogLab, attempt, build_server_context, MTLSServer
 from lab_helpers.catalog import CASES, run_case
-from lab_helpers.explain import CASES as EXPLANATIONS
+from lab_helpers.diagnosis import CASES as EXPLANATIONS
 
 REPEATS = 20
 

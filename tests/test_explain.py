@@ -17,7 +17,7 @@ from lab_helpers import (
     save_certificate,
     save_private_key,
 )
-from lab_helpers.explain import CASES as EXPLANATIONS
+from lab_helpers.diagnosis import CASES as EXPLANATIONS
 
 
 @pytest.fixture

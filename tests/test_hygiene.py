@@ -107,3 +107,15 @@ def test_no_lab_files_or_keys_are_tracked() -> None:
         if name.endswith((".key", ".crt", ".csr", ".pem", ".p12", ".srl", ".crl")) or "lab-files/" in name
     ]
     assert not forbidden, f"lab files must not be committed: {forbidden}"
+
+
+def test_no_module_is_named_like_a_name_the_package_exports() -> None:
+    """``from lab_helpers import explain`` must give the function even after ``lab_helpers.explain`` was imported.
+
+    The package imports lazily: a submodule with the same name as an exported
+    function would shadow it once anything imported the submodule.
+    """
+    import lab_helpers
+
+    modules = {path.stem for path in (ROOT / "lab_helpers").glob("*.py")}
+    assert not modules & set(lab_helpers.__all__)
