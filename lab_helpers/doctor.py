@@ -114,7 +114,7 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
             report("note", f"{name}={value}", TLS_VARIABLES[name])
     print_line("       (the course's lab session ignores the proxy and CA-bundle variables: trust_env = False)")
 
-    print_line("\nTools the notebooks use when present")
+    print_line("\nTools the course uses when present (openssl and curl in notebooks, node in bench)")
     for tool in ("openssl", "curl", "node"):
         where = shutil.which(tool)
         report("ok" if where else "warn", tool, where or "not found: the notebooks skip its demos")

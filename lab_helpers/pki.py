@@ -358,8 +358,9 @@ class CertificateAuthority:
     ) -> x509.Certificate:
         """Check the CSR's signature, then issue a leaf certificate with a server or client profile.
 
-        The SubjectAlternativeName is ``names`` when given, else the names the
-        CSR asks for, else the profile's default (``localhost`` and
+        The SubjectAlternativeName is ``names`` when given (an empty list
+        leaves it out, to show what breaks), else the names the CSR asks for,
+        else the profile's default (``localhost`` and
         ``127.0.0.1`` for a server; a ``spiffe://`` URI from the commonName for
         a client). A real CA checks that the requester controls each name; the
         lab CA trusts its only user.
@@ -379,7 +380,7 @@ class CertificateAuthority:
         san = self._subject_alternative_name(csr, profile, names)
         not_before, not_after = _validity(valid_days, valid_from)
         authority_key_id = self._authority_key_identifier()
-        return (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(csr.subject)
             .issuer_name(self.certificate.subject)
@@ -403,12 +404,13 @@ class CertificateAuthority:
                 critical=True,
             )
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            # RFC 5280: the SAN must be critical when the subject is empty.
-            .add_extension(san, critical=len(csr.subject) == 0)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
             .add_extension(authority_key_id, critical=False)
-            .sign(self.private_key, _signature_hash(self.private_key))
         )
+        if san is not None:
+            # RFC 5280: the SAN must be critical when the subject is empty.
+            builder = builder.add_extension(san, critical=len(csr.subject) == 0)
+        return builder.sign(self.private_key, _signature_hash(self.private_key))
 
     def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
         """The AKI for leaves: the CA's SKI, or (for a CA made without one) derived from its key."""
@@ -421,9 +423,15 @@ class CertificateAuthority:
     @staticmethod
     def _subject_alternative_name(
         csr: x509.CertificateSigningRequest, profile: str, names: Iterable[str] | None
-    ) -> x509.SubjectAlternativeName:
+    ) -> x509.SubjectAlternativeName | None:
         if names is not None:
             entries = parse_names(names)
+            if not entries:
+                # An explicit empty list: no SAN at all, like the article's certificates. Only for
+                # showing what breaks: clients reject such a server, Web PKI verifiers such a client.
+                if len(csr.subject) == 0:
+                    raise LabError("A certificate with neither a subject nor a SubjectAlternativeName names nobody.")
+                return None
         else:
             try:
                 return csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

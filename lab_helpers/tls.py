@@ -83,6 +83,8 @@ def client_side_reason(error: BaseException) -> str:
     inner = innermost_tls_error(error)
     if isinstance(inner, ssl.SSLCertVerificationError):
         return f"server certificate rejected: {inner.verify_message}"
+    if isinstance(inner, ssl.SSLError) and inner.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+        return "the server requires a client certificate (alert certificate_required)"
     if isinstance(inner, ssl.SSLEOFError) or (
         isinstance(inner, ssl.SSLError) and "ALERT" in str(inner.reason or "")
     ) or isinstance(inner, (ConnectionResetError, BrokenPipeError)):

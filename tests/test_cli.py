@@ -128,9 +128,9 @@ def test_pki_without_dir_uses_mtls_lab_dir(tmp_path: Path) -> None:
 class ServeProcess:
     """``python -m lab_helpers serve`` in a child process, its stdout read line by line by a thread."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "lab_helpers", "serve", "--dir", str(directory)],
+            [sys.executable, "-u", "-m", "lab_helpers", "serve", "--dir", str(directory), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

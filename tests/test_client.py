@@ -267,7 +267,11 @@ def test_innermost_tls_error_finds_no_verification_error_when_the_server_refused
     innermost = innermost_tls_error(caught.value)
     assert not isinstance(innermost, ssl.SSLCertVerificationError)
     assert isinstance(innermost, (ssl.SSLError, ConnectionError))
-    assert client_side_reason(caught.value) == "the server ended the connection"
+    # The alert, or (where the platform loses it) a bare EOF or reset: both say the server refused.
+    assert client_side_reason(caught.value) in {
+        "the server requires a client certificate (alert certificate_required)",
+        "the server ended the connection",
+    }
 
 
 def test_innermost_tls_error_returns_a_non_tls_error_itself() -> None:

@@ -14,7 +14,7 @@ import time
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from lab_checks import (
     UTC,
@@ -248,13 +248,25 @@ def test_sign_csr_names_override_the_csr() -> None:
     assert list(extension(certificate, x509.SubjectAlternativeName).value) == [x509.DNSName("localhost")]
 
 
-def test_sign_csr_refuses_an_unknown_profile_or_no_names() -> None:
+def test_sign_csr_refuses_an_unknown_profile() -> None:
     ca = CertificateAuthority.create_root()
     csr = create_csr(generate_private_key(), "alice")
     with pytest.raises(LabError, match="Unknown profile"):
         ca.sign_csr(csr, profile="email")  # type: ignore[arg-type]
-    with pytest.raises(LabError, match="at least one"):
-        ca.sign_csr(csr, profile="client", names=[])
+
+
+def test_sign_csr_with_an_explicit_empty_name_list_leaves_the_san_out() -> None:
+    ca = CertificateAuthority.create_root()
+    certificate = ca.sign_csr(create_csr(generate_private_key(), "alice"), profile="client", names=[])
+    with pytest.raises(x509.ExtensionNotFound):
+        certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+
+
+def test_sign_csr_refuses_a_certificate_that_names_nobody() -> None:
+    ca = CertificateAuthority.create_root()
+    nameless = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(generate_private_key(), hashes.SHA256())
+    with pytest.raises(LabError, match="names nobody"):
+        ca.sign_csr(nameless, profile="client", names=[])
 
 
 def _csr_der(common: str = "alice", key: object = None) -> tuple[bytes, object]:
