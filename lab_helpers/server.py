@@ -36,7 +36,7 @@ from typing import Callable, ClassVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .authz import AccessPolicy, Decision
+from .authz import AccessPolicy, Decision, normalize_path
 from .errors import LabError
 from .files import check_key_matches, load_certificate, load_crl, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
@@ -135,13 +135,17 @@ class LabRequestHandler(BaseHTTPRequestHandler):
         """Greet the client; with an access policy, only on paths it allows (else 403 with the reason)."""
         owner: MTLSServer = self.server.owner  # type: ignore[attr-defined]
         identity = self.client_identity
-        if owner.policy is not None:
-            decision = owner.policy.decide(identity, self.path)
+        path = normalize_path(self.path)
+        if path is None:  # the policy and the greeting must read the same path, so ambiguity is refused
+            self.send_text(400, "Bad request: ambiguous path (dot or empty segments, ';')\n")
+            return
+        policy = owner.policy  # one read: the notebook may replace it while we run
+        if policy is not None:
+            decision = policy.decide(identity, path)
             owner.decisions.append(decision)
             if not decision.allowed:
                 self.send_text(403, f"Forbidden: {decision.reason}\n")
                 return
-        path = self.path.split("?", 1)[0]
         greeting = f"Hello, {identity.name}" + ("" if path == "/" else f": welcome to {path}")
         self.send_text(200, greeting + "\n")
 

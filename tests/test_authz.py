@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 from typing import Iterator
 
 import pytest
@@ -90,7 +92,7 @@ def test_a_pinned_fingerprint_admits_one_certificate_and_not_its_renewal(lab: Ca
 
 
 @pytest.mark.parametrize(
-    "bad", [lambda: AccessPolicy(identify_by="email"), lambda: AccessPolicy().allow("admin", ALICE), lambda: AccessPolicy().allow("/x")]
+    "bad", [lambda: AccessPolicy(identify_by="email"), lambda: AccessPolicy().allow("admin", ALICE), lambda: AccessPolicy().allow("/a/../b", ALICE), lambda: AccessPolicy().allow("/x")]
 )
 def test_bad_rules_are_refused_with_a_message(bad) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(LabError):
@@ -127,3 +129,54 @@ def test_a_server_without_a_policy_lets_every_authenticated_client_read_everythi
     context = build_server_context(*lab.server, lab.ca_file)
     with MTLSServer(context, name=None) as server:
         assert _get(server, lab, "bob", "/admin", tmp_path, people).status == 200
+
+
+@pytest.mark.parametrize("target", ["//admin/users", "/x/../admin", "/./admin", "/admin;x", "/%2e%2e/admin", "/a//b"])
+def test_ambiguous_paths_are_refused_not_guessed(people: dict, target: str) -> None:
+    policy = AccessPolicy().allow("/", ANY_CLIENT).allow("/admin", ALICE)
+    decision = policy.decide(identity(people, "bob"), target)
+    assert not decision.allowed and "ambiguous" in decision.reason
+
+
+def test_percent_encoding_is_decoded_before_the_rules_apply(people: dict) -> None:
+    policy = AccessPolicy().allow("/", ANY_CLIENT).allow("/admin", ALICE)
+    assert not policy.decide(identity(people, "bob"), "/%61dmin").allowed  # %61 is "a": this is /admin
+    assert policy.decide(identity(people, "alice"), "/%61dmin").allowed
+
+
+def test_an_exact_rule_covers_one_path_only(people: dict) -> None:
+    policy = AccessPolicy().allow("/", ANY_CLIENT, exact=True).allow("/admin", ALICE)
+    assert policy.decide(identity(people, "bob"), "/").allowed
+    assert not policy.decide(identity(people, "bob"), "/reports").allowed  # not under an exact "/"
+
+
+def test_with_trust_domains_a_non_spiffe_uri_is_not_an_identity(lab: CatalogLab) -> None:
+    other = identity_from_certificate(lab.ca.issue_client_certificate("dave", names=["https://dave.example"]).certificate)
+    policy = AccessPolicy().allow("/", "https://dave.example").trust_domain("lab.example", lab.ca.certificate)
+    decision = policy.decide(other, "/")
+    assert not decision.allowed and "not a spiffe" in decision.reason
+
+
+def test_a_certificate_with_two_uris_is_not_an_identity(lab: CatalogLab) -> None:
+    two = identity_from_certificate(
+        lab.ca.issue_client_certificate("eve", names=[ALICE, "spiffe://lab.example/user/eve"]).certificate
+    )
+    decision = AccessPolicy().allow("/", ALICE).decide(two, "/")
+    assert not decision.allowed and "exactly one" in decision.reason
+
+
+def test_the_server_answers_400_to_an_ambiguous_path(policy_server: MTLSServer, lab: CatalogLab, people: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from lab_helpers import save_certificate, save_private_key
+
+    cert = save_certificate(people["bob"].certificate, tmp_path / "bob.crt")
+    key = save_private_key(people["bob"].private_key, tmp_path / "bob.key")
+    # requests would tidy "//admin" into "/admin" before sending it; a raw client sends it as written.
+    context = ssl.create_default_context(cafile=str(lab.ca_file))
+    context.load_cert_chain(str(cert), str(key))
+    with socket.create_connection(("127.0.0.1", policy_server.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"GET //admin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(4096):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b"ambiguous" in answer
