@@ -170,12 +170,12 @@ def test_the_server_answers_400_to_an_ambiguous_path(policy_server: MTLSServer, 
 
     cert = save_certificate(people["bob"].certificate, tmp_path / "bob.crt")
     key = save_private_key(people["bob"].private_key, tmp_path / "bob.key")
-    # requests would tidy "//admin" into "/admin" before sending it; a raw client sends it as written.
+    # requests would tidy "/x/../admin" into "/admin" before sending it; a raw client sends it as written.
     context = ssl.create_default_context(cafile=str(lab.ca_file))
     context.load_cert_chain(str(cert), str(key))
     with socket.create_connection(("127.0.0.1", policy_server.port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            tls.sendall(b"GET //admin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            tls.sendall(b"GET /x/../admin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             answer = b""
             while chunk := tls.recv(4096):
                 answer += chunk
