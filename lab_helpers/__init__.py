@@ -12,6 +12,7 @@ Each name lives in a small module:
 - ``diagnosis``: ``explain()``, a TLS failure in words: who rejected whom, why, the fix
 - ``catalog``: the failure catalog, every common failure reproduced
 - ``authz``: an access policy: which client may read which path
+- ``wire``: the handshake traced, a recording proxy, session resumption
 - ``chains``: offline chain verification (cryptography's path validation, plus CRLs)
 - ``errors``: the exceptions, each saying what to do
 
@@ -25,6 +26,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "HandshakeResult": "wire",
+    "HandshakeTrace": "wire",
+    "RecordingProxy": "wire",
+    "TraceUnavailable": "wire",
+    "handshake": "wire",
+    "msg_callback_available": "wire",
+    "parse_records": "wire",
+    "trace_handshake": "wire",
     "ChainVerdict": "chains",
     "verify_chain": "chains",
     "server_certificate": "client",
@@ -95,6 +104,16 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .client import server_certificate
     from .files import load_certificates, load_crl, save_chain, save_crl
     from .server import load_revocation_list
+    from .wire import (
+        HandshakeResult,
+        HandshakeTrace,
+        RecordingProxy,
+        TraceUnavailable,
+        handshake,
+        msg_callback_available,
+        parse_records,
+        trace_handshake,
+    )
     from .client import TLSVersionAdapter
     from .diagnosis import Explanation, explain
     from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
