@@ -113,9 +113,9 @@ class CatalogLab:
 
     @cached_property
     def server_cn_only(self) -> tuple[Path, Path]:
-        """CN=localhost and no SubjectAltName, like the seed's ``openssl x509 -req`` certificate.
+        """CN=localhost and no SubjectAltName, like the article's ``openssl x509 -req`` certificate.
 
-        The seed's is version 1, with no extensions at all; cryptography writes
+        The article's is version 1, with no extensions at all; cryptography writes
         version 3, so this one keeps the key identifiers that Python 3.13's
         strict mode demands. Without a SAN it fails the same way everywhere:
         ``Hostname mismatch``.
@@ -143,9 +143,12 @@ class CatalogLab:
     def client_with_wrong_key(self) -> tuple[Path, Path]:
         return self.client[0], self.server[1]  # alice's certificate, the server's key
 
+    #: The password of ``client_encrypted_key`` (a lab secret: never write a real one in code).
+    KEY_PASSWORD = b"lab password"
+
     @cached_property
     def client_encrypted_key(self) -> tuple[Path, Path]:
-        return self._save("client-encrypted", self.ca.issue_client_certificate("alice"), password=b"lab password")
+        return self._save("client-encrypted", self.ca.issue_client_certificate("alice"), password=self.KEY_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ CASES: tuple[CatalogCase, ...] = (
                 "the server's certificate names api.example.com; the URL says localhost",
                 SSLError, "SSLV3_ALERT_BAD_CERTIFICATE", "server-name-mismatch",
                 server=ServerSetup(certificate=lambda lab: lab.server_other_host)),
-    CatalogCase("server-certificate-cn-only", "The seed's CN-only server certificate",
+    CatalogCase("server-certificate-cn-only", "The article's CN-only server certificate",
                 "the server's certificate has CN=localhost and no SubjectAltName",
                 SSLError, "SSLV3_ALERT_BAD_CERTIFICATE", "server-name-mismatch",
                 server=ServerSetup(certificate=lambda lab: lab.server_cn_only)),
@@ -285,6 +288,10 @@ class CaseResult:
             and self.client_explanation is not None
             and self.client_explanation.key == self.case.expected_explanation
         )
+
+    def __repr__(self) -> str:
+        verdict = "as expected" if self.as_expected else "NOT as expected"
+        return f"<CaseResult {self.case.key}: {self.outcome.error_class}, server saw {self.server_reason!r}, {verdict}>"
 
     def __str__(self) -> str:
         lines = [

@@ -111,7 +111,7 @@ def _command_doctor(args: argparse.Namespace) -> int:
 def _command_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    return run_bench(rounds=args.rounds, quick=args.quick)
+    return run_bench(rounds=args.rounds, quick=args.quick, as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
     doctor.set_defaults(run=_command_doctor)
 
-    bench = commands.add_parser("bench", help="measure the lab server against the seed's Node.js server")
+    bench = commands.add_parser("bench", help="measure PKI creation, requests and handshakes (and the article's Node.js server)")
     bench.add_argument("--rounds", type=int, default=5, help="rounds per measurement; medians are reported")
     bench.add_argument("--quick", action="store_true", help="a short run (a few seconds) with fewer requests")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON (progress still goes to stderr)")
     bench.set_defaults(run=_command_bench)
     return parser
 

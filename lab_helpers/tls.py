@@ -97,4 +97,8 @@ def client_side_reason(error: BaseException) -> str:
         return "connection refused: nothing listens on that port"
     if isinstance(inner, ssl.SSLError) and inner.reason:
         return str(inner.reason)
+    # A library's own error (urllib3's "Client private key is encrypted, ..."): its words are fixed.
+    for item in exception_chain(error):
+        if not isinstance(item, OSError) and item.args and isinstance(item.args[0], str) and "(" not in item.args[0]:
+            return item.args[0]
     return type(inner).__name__
