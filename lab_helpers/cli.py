@@ -114,6 +114,19 @@ def _command_bench(args: argparse.Namespace) -> int:
     return run_bench(rounds=args.rounds, quick=args.quick, as_json=args.json)
 
 
+def _command_exercises(args: argparse.Namespace) -> int:
+    from .exercises.derive import sync
+
+    root = Path(args.root).resolve()
+    differing = sync(root, write=not args.check, only=args.only)
+    if args.check:
+        for name in differing:
+            print(f"{name} differs from its solution notebook: run `python -m lab_helpers exercises`")
+        return 1 if differing else 0
+    print(f"Updated {len(differing)} exercise notebook(s)" + (f": {', '.join(differing)}" if differing else "."))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab_helpers", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -154,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a short run (a few seconds) with fewer requests")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON (progress still goes to stderr)")
     bench.set_defaults(run=_command_bench)
+
+    exercises = commands.add_parser(
+        "exercises", help="(course authors) derive notebooks/NN_*.ipynb from notebooks/solutions/NN_*.ipynb"
+    )
+    exercises.add_argument("--root", default=".", help="the repository's root folder (default: here)")
+    exercises.add_argument("--check", action="store_true", help="only compare; exit 1 if a notebook is out of date")
+    exercises.add_argument("--only", default=None, metavar="NN", help="only the notebooks whose names start with NN")
+    exercises.set_defaults(run=_command_exercises)
     return parser
 
 

@@ -1,0 +1,86 @@
+"""Exercises: derived from their solutions, checked with words, quiet until attempted, strict in the solutions."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lab_helpers import check
+from lab_helpers.exercises import Checker, CheckResult, not_attempted, strict_mode
+from lab_helpers.exercises.derive import EXERCISE_TAG, SOLUTION_TAG, derive_exercise, exercise_path, solution_notebooks, sync
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = solution_notebooks(ROOT)
+CHECK_CALL = re.compile(r"check\.exercise_(\d\d)_(\d+)\(")
+
+
+def test_every_exercise_notebook_matches_its_solution_notebook() -> None:
+    assert sync(ROOT, write=False) == [], "run `python -m lab_helpers exercises` and commit the result"
+
+
+def test_the_comparison_notices_a_changed_solution(tmp_path: Path) -> None:
+    """The consistency check can fail: change one shared cell of a solution, and its exercise no longer matches."""
+    if not SOLUTIONS:
+        pytest.skip("no solution notebooks yet")
+    (tmp_path / "notebooks" / "solutions").mkdir(parents=True)
+    solution = nbformat.read(SOLUTIONS[0], as_version=4)
+    nbformat.write(derive_exercise(solution), tmp_path / "notebooks" / SOLUTIONS[0].name)
+    solution.cells[0].source += "\nOne more sentence."
+    nbformat.write(solution, tmp_path / "notebooks" / "solutions" / SOLUTIONS[0].name)
+    assert sync(tmp_path, write=False) == [SOLUTIONS[0].name]
+
+
+def test_every_course_notebook_has_a_solution_notebook() -> None:
+    course = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert [p.name for p in SOLUTIONS] == course
+
+
+@pytest.mark.parametrize("solution_path", SOLUTIONS, ids=lambda p: p.name)
+def test_each_notebook_has_two_to_four_checked_exercises(solution_path: Path) -> None:
+    notebook = nbformat.read(solution_path, as_version=4)
+    solutions = [c for c in notebook.cells if SOLUTION_TAG in c.get("metadata", {}).get("tags", [])]
+    checks = {m.groups() for c in notebook.cells if c.cell_type == "code" for m in CHECK_CALL.finditer(c.source)}
+    number = solution_path.name[:2]
+    assert 2 <= len(checks) <= 4, f"{len(checks)} checked exercises"
+    assert all(nb == number for nb, _ in checks), "a notebook calls its own checks"
+    assert solutions, "solution cells are tagged 'solution'"
+    for nb, k in checks:
+        assert callable(getattr(check, f"exercise_{nb}_{k}"))
+
+
+@pytest.mark.parametrize("solution_path", SOLUTIONS, ids=lambda p: p.name)
+def test_exercise_cells_hold_stubs_not_solutions(solution_path: Path) -> None:
+    exercise = nbformat.read(exercise_path(solution_path), as_version=4)
+    solution = nbformat.read(solution_path, as_version=4)
+    for mine, theirs in zip(exercise.cells, solution.cells):
+        if SOLUTION_TAG in theirs.get("metadata", {}).get("tags", []):
+            assert EXERCISE_TAG in mine.metadata.get("tags", [])
+            assert mine.source == theirs.metadata["stub"] != theirs.source
+
+
+def test_a_check_is_quiet_until_attempted_and_strict_in_the_solutions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert not_attempted(None, ...) and not not_attempted(None, 1)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
+    assert not strict_mode()
+    checker = Checker("0.0", "example", hint="try again")
+    checker.require(False, "right", "missing: the thing")
+    result = checker.result()
+    assert isinstance(result, CheckResult) and not result.passed
+    assert "missing: the thing" in str(result) and "Hint: try again" in str(result)
+    (tmp_path / "solutions").mkdir()
+    monkeypatch.chdir(tmp_path / "solutions")
+    assert strict_mode()
+    with pytest.raises(AssertionError, match="does not pass its own check"):
+        strict = Checker("0.0", "example")
+        strict.require(False, "right", "missing")
+        strict.result()
+
+
+def test_unknown_checks_say_so() -> None:
+    with pytest.raises(AttributeError, match="no check for exercise 99.9"):
+        getattr(check, "exercise_99_9")
