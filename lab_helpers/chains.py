@@ -6,7 +6,7 @@ these roots, for this purpose (server or client), at this time? The two
 mostly agree; notebook 09 shows where they differ. ``cryptography``'s
 verifier follows the Web PKI rules (CA/Browser Forum), which are stricter
 than OpenSSL in places: it demands a SubjectAltName on client certificates
-too, and refuses Ed25519 keys.
+too, and refuses CAs with Ed25519 keys (an Ed25519 leaf is accepted).
 
 ``cryptography`` does not read CRLs; :func:`verify_chain` checks them after
 path validation, with the rules of RFC 5280 section 6.3 that the course
@@ -111,7 +111,8 @@ def verify_chain(
             verified = builder.build_client_verifier().verify(leaf, intermediates)
             chain, client_names = tuple(verified.chain), tuple(verified.subjects or ())
     except (VerificationError, ValueError) as error:
-        return ChainVerdict(False, error=str(error))
+        # cryptography appends a dump of the certificate it was processing: keep the sentence.
+        return ChainVerdict(False, error=str(error).split(" (encountered processing", 1)[0])
     revoked = _crl_failure(chain, crls)
     if revoked:
         return ChainVerdict(False, chain=chain, error=revoked)

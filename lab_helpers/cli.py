@@ -46,6 +46,11 @@ def _command_serve(args: argparse.Namespace) -> int:
     paths = LabPaths.in_dir(args.dir, create=False)
     certificate = paths.server_cert_to_send  # the chain file when there is an intermediate
     crl = Path(args.crl) if args.crl else None
+    if crl is not None and not crl.exists():
+        raise LabError(
+            f"{crl} does not exist. Make the lab CRL first: `python -m lab_helpers revoke --dir {paths.directory} "
+            "--cert FILE` writes ca.crl with the certificate it revokes."
+        )
 
     def build() -> ssl.SSLContext:
         return build_server_context(certificate, paths.server_key, paths.ca_cert, crl_file=crl)

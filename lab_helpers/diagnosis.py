@@ -150,7 +150,8 @@ CASES: tuple[_Case, ...] = (
           "The server refused the handshake (TLS 1.2 alert 'handshake failure').",
           "Most often the client sent no certificate to a server that requires one; more rarely, no cipher in common.",
           "Give the client its certificate and key; if it has them, compare the cipher settings of both sides."),
-    _Case("client-ca-not-trusted", ("TLSV1_ALERT_UNKNOWN_CA", "unable to get local issuer certificate@server"),
+    _Case("client-ca-not-trusted", ("TLSV1_ALERT_UNKNOWN_CA", "unable to get local issuer certificate@server",
+                                    "self-signed certificate in certificate chain@server"),
           _SERVER_REJECTED_CLIENT,
           "The client's certificate was issued by a CA the server does not trust (or the client did not send "
           "the intermediate it needs).",
@@ -177,6 +178,20 @@ CASES: tuple[_Case, ...] = (
           _SERVER_REJECTED_CLIENT,
           "The CA's revocation list, which the server checks, names the client's certificate.",
           "Issue the client a new certificate (and find out why the old one was revoked)."),
+    # -- revocation lists, as the server sees them ------------------------------
+    _Case("crl-missing", ("unable to get certificate CRL@server",),
+          "The server rejected the client: it must check a CRL and has none from the client certificate's issuer.",
+          "VERIFY_CRL_CHECK_LEAF is on, but no CRL of the CA that issued the client's certificate was loaded: "
+          "OpenSSL then refuses everyone rather than guess.",
+          "Load the issuing CA's CRL into the server (build_server_context(..., crl_file=...)), or turn the check off."),
+    _Case("crl-stale", ("CRL has expired@server", "CRL is not yet valid@server"),
+          "The server rejected the client: its CRL is out of date (past its nextUpdate) or not yet valid.",
+          "A CRL is valid until its nextUpdate; after that OpenSSL no longer trusts what it says, revoked or not.",
+          "Publish a fresh CRL before the old one's nextUpdate (automate it) and load it into the server."),
+    _Case("crl-signature-failure", ("CRL signature failure@server", "unable to decrypt CRL's signature@server"),
+          "The server rejected the client: the CRL it loaded is not signed by the CA it names.",
+          "The CRL was forged, damaged, or signed by another key of a CA with the same name.",
+          "Load the CRL that the issuing CA itself signed."),
     # -- no common ground ------------------------------------------------------
     _Case("protocol-version-mismatch",
           ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "WRONG_SSL_VERSION",

@@ -45,8 +45,8 @@ PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed2551
 #: The key types the course uses. ECDSA P-256 is the default: it is what most
 #: modern deployments use, and it is about a hundred times faster to generate
 #: than RSA-2048. Ed25519 works in TLS 1.3 with OpenSSL, curl and Python, but
-#: browsers refuse it in certificates, and so does the Web PKI policy of
-#: ``cryptography.x509.verification`` ("Forbidden public key algorithm").
+#: browsers refuse it in certificates, and the Web PKI policy of
+#: ``cryptography.x509.verification`` refuses it on CAs ("Forbidden public key algorithm").
 KEY_TYPES: tuple[str, ...] = ("ec", "rsa", "ed25519")
 
 #: Validity starts this long before "now", so that a peer whose clock runs a

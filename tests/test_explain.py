@@ -175,3 +175,16 @@ def test_every_explanation_says_what_to_do() -> None:
     for case in EXPLANATIONS:
         assert case.fix and case.cause and case.who, case.key
     assert len({case.key for case in EXPLANATIONS}) == len(EXPLANATIONS), "keys are unique"
+
+
+@pytest.mark.parametrize(
+    ("server_reason", "key"),
+    [
+        ("unable to get certificate CRL", "crl-missing"),
+        ("CRL has expired", "crl-stale"),
+        ("CRL signature failure", "crl-signature-failure"),
+        ("self-signed certificate in certificate chain", "client-ca-not-trusted"),
+    ],
+)
+def test_revocation_and_chain_reasons_from_the_server(server_reason: str, key: str) -> None:
+    assert explain(server_reason).key == key
