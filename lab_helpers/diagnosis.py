@@ -67,7 +67,7 @@ class _Case:
 
 
 _CLIENT_REJECTED_SERVER = "The client rejected the server's certificate."
-_SERVER_REJECTED_CLIENT = "The server rejected the client's certificate; the client learned it from the server's alert."
+_SERVER_REJECTED_CLIENT = "The server rejected the client's certificate."
 
 #: The cases, first match wins. Signals are OpenSSL verification messages and
 #: reason codes, exception type names, and a few fixed library messages.

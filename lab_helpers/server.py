@@ -227,6 +227,7 @@ class MTLSServer:
         self.rejections: list[Rejection] = []
         self.accepted = 0  # handshakes that succeeded
         self.log: deque[str] = deque(maxlen=1000)  # the latest request lines, bounded for long runs
+        self.handler_errors: deque[Exception] = deque(maxlen=100)  # exceptions raised by the handler, latest last
         self.on_event = on_event
         self.policy = policy  # None: any client with a valid certificate may read every path
         self.decisions: deque[Decision] = deque(maxlen=1000)  # the policy's latest answers
@@ -395,6 +396,9 @@ class MTLSServer:
                 self.handler(tls, peer, httpd)
             except OSError as error:  # the client went away mid-request: log it, don't print a traceback
                 self._record_log(f"{peer[0]}:{peer[1]} connection ended: {error!r}")
+            except Exception as error:  # a bug in a handler (a learner's subclass): record it where the notebook looks
+                self._record_log(f"{peer[0]}:{peer[1]} handler failed: {error!r}")
+                self.handler_errors.append(error)
             else:
                 _send_close_notify(tls)  # type: ignore[arg-type]
         finally:

@@ -8,6 +8,7 @@ its reason code (``PEER_DID_NOT_RETURN_A_CERTIFICATE``).
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Iterator
 
@@ -85,9 +86,11 @@ def client_side_reason(error: BaseException) -> str:
         return f"server certificate rejected: {inner.verify_message}"
     if isinstance(inner, ssl.SSLError) and inner.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
         return "the server requires a client certificate (alert certificate_required)"
-    if isinstance(inner, ssl.SSLEOFError) or (
-        isinstance(inner, ssl.SSLError) and "ALERT" in str(inner.reason or "")
-    ) or isinstance(inner, (ConnectionResetError, BrokenPipeError)):
+    alert = re.fullmatch(r"(?:SSLV3|TLSV1|TLSV13)_ALERT_(\w+)", str(getattr(inner, "reason", "") or ""))
+    if isinstance(inner, ssl.SSLError) and alert:
+        # The server said why, in an alert: unknown_ca, certificate_expired, protocol_version...
+        return f"the server refused the connection (alert {alert.group(1).lower()})"
+    if isinstance(inner, ssl.SSLEOFError) or isinstance(inner, (ConnectionResetError, BrokenPipeError)):
         # Over TLS 1.3 the same rejection arrives as an alert, an EOF or a
         # reset, depending on timing: one stable wording covers them all.
         return "the server ended the connection"

@@ -88,7 +88,7 @@ def test_readme_course_map_matches_the_notebooks() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted((ROOT / "lab_helpers").glob("*.py")) + all_notebooks(), ids=lambda p: p.name
+    "path", sorted((ROOT / "lab_helpers").rglob("*.py")) + all_notebooks(), ids=lambda p: str(p.relative_to(ROOT))
 )
 def test_verification_is_never_turned_off(path: Path) -> None:
     assert not VERIFICATION_OFF.search(path.read_text(encoding="utf-8"))

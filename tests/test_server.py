@@ -441,3 +441,18 @@ def test_wait_for_rejection_returns_none_when_nothing_is_rejected(
 ) -> None:
     assert attempt(mtls_server.url, **client_files).ok
     assert mtls_server.wait_for_rejection(0, timeout=0.1) is None
+
+
+def test_an_exception_in_a_handler_is_recorded_not_lost(lab_pki: LabPaths) -> None:
+    from lab_helpers import LabRequestHandler, attempt
+
+    class Broken(LabRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            raise RuntimeError("a bug in the handler")
+
+    context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
+    with MTLSServer(context, name=None, handler=Broken) as server:
+        outcome = attempt(server.url, ca_file=lab_pki.ca_cert, cert_file=lab_pki.client_cert, key_file=lab_pki.client_key)
+        assert wait_until(lambda: len(server.handler_errors) == 1)
+    assert not outcome.ok  # the client sees the connection end without an answer
+    assert "handler failed: RuntimeError('a bug in the handler')" in "\n".join(server.log)

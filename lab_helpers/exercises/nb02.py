@@ -1,0 +1,383 @@
+"""Checks for notebook 02 (create a CA): CA certificates built by hand, read field by field.
+
+The checks read the certificate the way a strict verifier does, name each
+field that is missing or wrong, and then try the CA for real: they issue
+certificates with it and ask ``cryptography``'s path validator (the one
+notebook 03 introduces) for its verdict.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ..chains import ChainVerdict, verify_chain
+from ..errors import KeyPasswordError, LabError
+from ..files import load_private_key
+from ..pki import CertificateAuthority, PrivateKey, key_matches_certificate
+from . import Checker, CheckResult, not_attempted
+
+__all__ = ["exercise_1", "exercise_2", "exercise_3"]
+
+_FLAGS = (
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+)
+_TEN_YEARS = (datetime.timedelta(days=3650), datetime.timedelta(days=3653))  # 365 * 10, up to three leap days
+
+def _flags_on(usage: x509.KeyUsage) -> set[str]:
+    on = set()
+    for flag in _FLAGS:
+        try:
+            if getattr(usage, flag):
+                on.add(flag)
+        except ValueError:  # encipher_only/decipher_only raise unless key_agreement is set
+            pass
+    return on
+
+
+def _extension(certificate: x509.Certificate, kind: type) -> x509.Extension | None:
+    try:
+        return certificate.extensions.get_extension_for_class(kind)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _self_signed(certificate: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def exercise_1(
+    certificate: x509.Certificate | None,
+    private_key: PrivateKey | None,
+    *,
+    now: datetime.datetime | None = None,
+) -> CheckResult:
+    """2.1 A CA for ten years, one level below: path length 1, validity from 5 minutes ago, strict extensions.
+
+    Each field is checked on its own and named when it is missing or wrong.
+    Then the CA is used: it signs an intermediate that signs a server
+    certificate (path length 1 allows that one level), and a second
+    intermediate below the first must be refused.
+    """
+    c = Checker(
+        "2.1",
+        "A CA for ten years, one level below",
+        hint="Steps 4 to 8 again, with BasicConstraints(ca=True, path_length=1), "
+        "not_after = not_before + datetime.timedelta(days=3650), and the same KeyUsage.",
+    )
+    if not_attempted(certificate, private_key):
+        return c.not_attempted()
+    if not isinstance(certificate, x509.Certificate):
+        return c.fail("decade_ca_cert should be an x509.Certificate, the result of CertificateBuilder().sign(...)")
+    if private_key is None or not hasattr(private_key, "public_key"):
+        return c.fail("decade_ca_key should be the private key you signed decade_ca_cert with")
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+
+    c.require(
+        key_matches_certificate(private_key, certificate),
+        "decade_ca_key is the key of decade_ca_cert",
+        "decade_ca_key does not belong to decade_ca_cert: put decade_ca_key.public_key() in the builder",
+    )
+    c.require(
+        certificate.subject == certificate.issuer and _self_signed(certificate),
+        "it is self-signed: issuer = subject, and its own key verifies the signature",
+        "it is not self-signed: use the same name for subject_name and issuer_name, and sign with decade_ca_key",
+    )
+
+    constraints = _extension(certificate, x509.BasicConstraints)
+    if constraints is None:
+        c.require(
+            False, "", "BasicConstraints is missing: add x509.BasicConstraints(ca=True, path_length=1), critical=True"
+        )
+    else:
+        c.require(constraints.critical, "BasicConstraints is critical", "BasicConstraints is not critical: critical=True")
+        c.require(constraints.value.ca, "BasicConstraints says CA:TRUE", "BasicConstraints says CA:FALSE: ca=True")
+        c.require(
+            constraints.value.path_length == 1,
+            "the path length is 1: one level of intermediates may sit below",
+            f"the path length is {constraints.value.path_length}, not 1: path_length=1",
+        )
+
+    usage = _extension(certificate, x509.KeyUsage)
+    if usage is None:
+        c.require(False, "", "KeyUsage is missing: add the KeyUsage of step 6, critical=True")
+    else:
+        c.require(usage.critical, "KeyUsage is critical", "KeyUsage is not critical: critical=True")
+        on = _flags_on(usage.value)
+        for flag in ("key_cert_sign", "crl_sign"):
+            c.require(flag in on, f"KeyUsage allows {flag}", f"KeyUsage lacks {flag}: {flag}=True")
+        others = sorted(on - {"key_cert_sign", "crl_sign"})
+        c.require(
+            not others,
+            "no other KeyUsage flag is on",
+            f"KeyUsage also allows {', '.join(others)}: a CA key needs only key_cert_sign and crl_sign",
+        )
+
+    ski = _extension(certificate, x509.SubjectKeyIdentifier)
+    if ski is None:
+        c.require(False, "", "SubjectKeyIdentifier is missing: x509.SubjectKeyIdentifier.from_public_key(...)")
+    else:  # any identifier works (RFC 5280 suggests a SHA-1 of the key): what counts is that it is there
+        c.require(
+            len(ski.value.digest) > 0,
+            "it has a SubjectKeyIdentifier",
+            "its SubjectKeyIdentifier is empty: x509.SubjectKeyIdentifier.from_public_key(decade_ca_key.public_key())",
+        )
+        aki = _extension(certificate, x509.AuthorityKeyIdentifier)
+        if aki is not None:
+            c.require(
+                aki.value.key_identifier == ski.value.digest,
+                "the AuthorityKeyIdentifier points to itself",
+                "the AuthorityKeyIdentifier does not match the SubjectKeyIdentifier: a root points to its own key",
+            )
+
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if start > now:
+        c.require(
+            False,
+            "",
+            f"it starts in the future ({start:%Y-%m-%d %H:%M} UTC): use an aware datetime.now(datetime.timezone.utc) "
+            "minus 5 minutes (a naive datetime is read as UTC)",
+        )
+    else:
+        c.require(
+            datetime.timedelta(minutes=4) <= now - start <= datetime.timedelta(days=1),
+            "it started a few minutes before it was made",
+            f"it started {now - start} ago: start 5 minutes before now (created_at - CLOCK_SKEW)",
+        )
+    lifetime = end - start
+    c.require(
+        _TEN_YEARS[0] <= lifetime <= _TEN_YEARS[1],
+        f"it is valid for ten years ({lifetime.days} days)",
+        f"it is valid for {lifetime.days} days, not ten years: not_after = not_before + datetime.timedelta(days=3650)",
+    )
+
+    if all(ok for ok, _ in c.points):
+        _try_path_length(c, certificate, private_key)
+    return c.result()
+
+
+def _try_path_length(c: Checker, certificate: x509.Certificate, private_key: PrivateKey) -> None:
+    """Use the CA: one intermediate below it is accepted, a second one is refused."""
+    ca = CertificateAuthority(certificate, private_key)
+    first = ca.create_intermediate("exercise-level-1", path_length=None)
+    one_level = first.issue_server_certificate("localhost")
+    verdict = verify_chain(
+        one_level.certificate, roots=[certificate], intermediates=[first.certificate], name="localhost"
+    )
+    key_hint = " (Ed25519 keys are refused by this verifier: use ec.SECP256R1())" if isinstance(
+        private_key, ed25519.Ed25519PrivateKey
+    ) else ""
+    c.require(
+        verdict.ok,
+        "a server certificate below one intermediate verifies up to it",
+        f"a server certificate below one intermediate is refused: {verdict.error}{key_hint}",
+    )
+    second = first.create_intermediate("exercise-level-2", path_length=0)
+    two_levels = second.issue_server_certificate("localhost")
+    verdict = verify_chain(
+        two_levels.certificate,
+        roots=[certificate],
+        intermediates=[first.certificate, second.certificate],
+        name="localhost",
+    )
+    c.require(
+        not verdict.ok,
+        "below a second intermediate, the path length constraint refuses the certificate",
+        "a second level of intermediates was accepted: path_length=1 should forbid it",
+    )
+
+
+def _twin_with_cert_sign(certificate: x509.Certificate, private_key: PrivateKey) -> x509.Certificate:
+    """The same CA (name, key, dates, extensions) with keyCertSign switched on: the control."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(certificate.subject)
+        .issuer_name(certificate.issuer)
+        .public_key(certificate.public_key())  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(certificate.not_valid_before_utc)
+        .not_valid_after(certificate.not_valid_after_utc)
+    )
+    on = {"key_cert_sign", "crl_sign"}
+    for extension in certificate.extensions:
+        if isinstance(extension.value, x509.KeyUsage):
+            on |= _flags_on(extension.value)
+            continue
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    flags = {flag: flag in on for flag in _FLAGS}
+    if not flags["key_agreement"]:  # cryptography allows these two only together with key_agreement
+        flags["encipher_only"] = flags["decipher_only"] = False
+    builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
+    algorithm = None if isinstance(private_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(private_key, algorithm)
+
+
+def _chain_verdict(leaf: x509.Certificate, root: x509.Certificate) -> ChainVerdict | None:
+    """Verify ``leaf`` as what it is: a server certificate for its first name, or a client certificate."""
+    usage = _extension(leaf, x509.ExtendedKeyUsage)
+    purposes = list(usage.value) if usage is not None else []
+    if ExtendedKeyUsageOID.SERVER_AUTH in purposes:
+        san = _extension(leaf, x509.SubjectAlternativeName)
+        names = list(san.value) if san is not None else []
+        name = next((entry for entry in names if isinstance(entry, (x509.DNSName, x509.IPAddress))), None)
+        if name is None:
+            return None
+        return verify_chain(leaf, roots=[root], purpose="server", name=name)
+    if ExtendedKeyUsageOID.CLIENT_AUTH in purposes:
+        return verify_chain(leaf, roots=[root], purpose="client")
+    return None
+
+
+def exercise_2(
+    ca_certificate: x509.Certificate | None,
+    ca_private_key: PrivateKey | None,
+    leaf: x509.Certificate | None,
+) -> CheckResult:
+    """2.2 A "CA" that may not sign certificates: CA:TRUE, but KeyUsage without keyCertSign.
+
+    The leaf it signs must be refused, and only because of keyCertSign: the
+    check signs a twin of the CA with keyCertSign on (same name, key and
+    extensions) and the same leaf must then be accepted.
+    """
+    c = Checker(
+        "2.2",
+        'A "CA" that may not sign certificates',
+        hint="Copy step 8's builder with key_usage where key_cert_sign=False (keep crl_sign=True), "
+        "then CertificateAuthority(cert, key).issue_server_certificate().certificate is the leaf.",
+    )
+    if not_attempted(ca_certificate, ca_private_key, leaf):
+        return c.not_attempted()
+    if not isinstance(ca_certificate, x509.Certificate):
+        return c.fail("no_sign_ca_cert should be an x509.Certificate")
+    if not isinstance(leaf, x509.Certificate):
+        return c.fail("no_sign_leaf should be an x509.Certificate, e.g. issued.certificate")
+    if ca_private_key is None or not hasattr(ca_private_key, "public_key"):
+        return c.fail("no_sign_ca_key should be the private key of no_sign_ca_cert")
+
+    constraints = _extension(ca_certificate, x509.BasicConstraints)
+    c.require(
+        constraints is not None and constraints.value.ca and constraints.critical,
+        "it claims to be a CA (critical BasicConstraints CA:TRUE), so only its KeyUsage is wrong",
+        "it does not claim to be a CA: keep BasicConstraints(ca=True, path_length=None), critical=True, "
+        "so that keyCertSign is the only thing missing",
+    )
+    usage = _extension(ca_certificate, x509.KeyUsage)
+    if usage is None:
+        c.require(
+            False, "", "it has no KeyUsage at all, which allows every use: add a KeyUsage with key_cert_sign=False"
+        )
+    else:
+        c.require(
+            "key_cert_sign" not in _flags_on(usage.value),
+            "its KeyUsage does not allow keyCertSign",
+            "its KeyUsage still allows keyCertSign: key_cert_sign=False",
+        )
+    c.require(
+        key_matches_certificate(ca_private_key, ca_certificate),
+        "no_sign_ca_key is its key",
+        "no_sign_ca_key does not belong to no_sign_ca_cert",
+    )
+    try:
+        leaf.verify_directly_issued_by(ca_certificate)
+        signed = True
+    except (ValueError, TypeError, InvalidSignature):
+        signed = False
+    c.require(
+        signed,
+        "its key signed no_sign_leaf (the signature itself is fine)",
+        "no_sign_leaf was not signed by this CA: issue it with CertificateAuthority(no_sign_ca_cert, no_sign_ca_key)",
+    )
+    if not all(ok for ok, _ in c.points):
+        return c.result()
+
+    verdict = _chain_verdict(leaf, ca_certificate)
+    if verdict is None:
+        return c.fail("no_sign_leaf is neither a server nor a client certificate: use .issue_server_certificate()")
+    c.require(
+        not verdict.ok,
+        f"a verifier refuses the leaf ({verdict.error})" if not verdict.ok else "",
+        "the leaf was accepted: a verifier should refuse what a CA without keyCertSign signs",
+    )
+    control = _chain_verdict(leaf, _twin_with_cert_sign(ca_certificate, ca_private_key))
+    c.require(
+        control is not None and control.ok,
+        "the same CA with keyCertSign switched on would be accepted: keyCertSign alone makes the difference",
+        "even with keyCertSign on, the leaf is refused "
+        f"({control.error if control is not None else 'no name'}): something else is wrong too; "
+        "issue the leaf with .issue_server_certificate() and give the CA an ECDSA key",
+    )
+    return c.result()
+
+
+def exercise_3(
+    key_path: str | os.PathLike[str] | None,
+    password: bytes | None,
+    *,
+    ca_key: PrivateKey,
+) -> CheckResult:
+    """2.3 An encrypted CA key: ``ca_key`` saved with a password, refused without it, mode 0600.
+
+    Why: a CA key on disk is the CA. Encrypted, a copied file is useless
+    without the password; and ``load_private_key`` never prompts for one.
+    """
+    c = Checker(
+        "2.3",
+        "An encrypted CA key",
+        hint="save_private_key(ca_key, Path(tempfile.mkdtemp()) / 'ca.key', password=b'...') returns the path.",
+    )
+    if not_attempted(key_path, password):
+        return c.not_attempted()
+    try:
+        path = Path(os.fspath(key_path))  # type: ignore[arg-type]
+    except TypeError:
+        return c.fail("encrypted_key_path should be the path of the file, e.g. what save_private_key returned")
+    if not path.is_file():
+        return c.fail(f"{path} does not exist: save the key there first")
+    if not isinstance(password, bytes):
+        return c.fail("key_password should be bytes, e.g. b'correct horse': cryptography takes bytes, not str")
+    first_line = path.read_text(errors="replace").splitlines()[:1]
+    c.require(
+        first_line == ["-----BEGIN ENCRYPTED PRIVATE KEY-----"],
+        "the file is an encrypted PKCS#8 key (BEGIN ENCRYPTED PRIVATE KEY)",
+        f"the file starts with {first_line[0] if first_line else '(nothing)'}: pass password=... to save_private_key",
+    )
+    try:
+        load_private_key(path)
+        refused = False
+    except KeyPasswordError:
+        refused = True
+    except LabError:
+        refused = False
+    c.require(refused, "without the password it cannot be loaded (KeyPasswordError)", "it loads without a password")
+    try:
+        loaded = load_private_key(path, password=password)
+    except LabError:
+        loaded = None
+    c.require(
+        loaded is not None and _same_key(loaded, ca_key),
+        "with key_password it loads, and it is ca_key",
+        "key_password does not open it as ca_key: save ca_key itself, with that password",
+    )
+    if os.name == "posix":
+        mode = stat.S_IMODE(path.stat().st_mode)
+        c.require(mode == 0o600, "it is readable by you alone (mode 600)", f"its mode is {mode:o}, not 600")
+    return c.result()
+
+
+def _same_key(a: PrivateKey, b: PrivateKey) -> bool:
+    """Two private keys are the same key when their public halves are."""
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return a.public_key().public_bytes(der, spki) == b.public_key().public_bytes(der, spki)

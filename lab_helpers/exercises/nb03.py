@@ -1,0 +1,228 @@
+"""Checks for notebook 03 (issue a server certificate): certificates and requests, tried for real.
+
+The checks verify what the learner made the way a TLS client does (with
+``cryptography``'s path validator, through :func:`lab_helpers.verify_chain`),
+and hand a tampered request to the lab CA to see it refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import VerificationError
+
+from ..chains import verify_chain
+from ..errors import LabError, TamperedCSRError
+from ..pki import CertificateAuthority
+from . import Checker, CheckResult, not_attempted
+
+__all__ = ["exercise_1", "exercise_2", "exercise_3"]
+
+API_NAME = "api.localhost"
+API_ADDRESS = ipaddress.ip_address("127.0.0.2")
+
+
+def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _san(item: x509.Certificate | x509.CertificateSigningRequest) -> list[x509.GeneralName]:
+    try:
+        return list(item.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+
+
+def exercise_1(certificate: x509.Certificate | None, *, ca_certificate: x509.Certificate) -> CheckResult:
+    """3.1 A certificate for api.localhost and 127.0.0.2 that a TLS client accepts for both names.
+
+    The check runs the path validation a client runs (chain to the lab CA,
+    dates, serverAuth, and the name against the SAN) once for each name.
+    """
+    c = Checker(
+        "3.1",
+        "A certificate for api.localhost and 127.0.0.2",
+        hint="Steps 2, 3 and 6: a new key, a CSR whose SAN holds x509.DNSName('api.localhost') and "
+        "x509.IPAddress(ipaddress.ip_address('127.0.0.2')), then ca.sign_csr(api_csr, profile='server').",
+    )
+    if not_attempted(certificate):
+        return c.not_attempted()
+    if not isinstance(certificate, x509.Certificate):
+        return c.fail("api_certificate should be an x509.Certificate, what ca.sign_csr(...) returns")
+    c.require(
+        _signed_by(certificate, ca_certificate),
+        "the lab CA signed it",
+        "the lab CA did not sign it: sign the request with the notebook's `ca`",
+    )
+    names = _san(certificate)
+    dns = [entry.value for entry in names if isinstance(entry, x509.DNSName)]
+    ips = [entry.value for entry in names if isinstance(entry, x509.IPAddress)]
+    c.require(
+        API_NAME in dns,
+        f"its SAN holds DNS:{API_NAME}",
+        f"its SAN has no DNS entry {API_NAME} (it has {', '.join(map(str, dns)) or 'none'}): "
+        f"add x509.DNSName('{API_NAME}')",
+    )
+    if str(API_ADDRESS) in dns and API_ADDRESS not in ips:
+        c.require(
+            False,
+            "",
+            f"{API_ADDRESS} is written as a DNS name: an address needs its own kind of entry, "
+            f"x509.IPAddress(ipaddress.ip_address('{API_ADDRESS}'))",
+        )
+    else:
+        c.require(
+            API_ADDRESS in ips,
+            f"its SAN holds IP:{API_ADDRESS}",
+            f"its SAN has no IP entry {API_ADDRESS}: add x509.IPAddress(ipaddress.ip_address('{API_ADDRESS}'))",
+        )
+    try:
+        purposes = list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        purposes = []
+    c.require(
+        ExtendedKeyUsageOID.SERVER_AUTH in purposes,
+        "its ExtendedKeyUsage allows serverAuth",
+        "it is not a server certificate (no serverAuth): sign with profile='server'",
+    )
+    for name in (x509.DNSName(API_NAME), x509.IPAddress(API_ADDRESS)):
+        verdict = verify_chain(certificate, roots=[ca_certificate], purpose="server", name=name)
+        c.require(
+            verdict.ok,
+            f"a client connecting to {name.value} accepts it",
+            f"a client connecting to {name.value} refuses it: {verdict.error}",
+        )
+    return c.result()
+
+
+def _asks_for(csr: x509.CertificateSigningRequest) -> tuple[bytes, bytes, list[str]]:
+    """What a request asks for: its subject, its public key and its names."""
+    spki = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return csr.subject.public_bytes(), spki, sorted(map(str, _san(csr)))
+
+
+def exercise_2(
+    tampered_csr: x509.CertificateSigningRequest | None,
+    *,
+    original_csr: x509.CertificateSigningRequest | None,
+    ca: CertificateAuthority,
+) -> CheckResult:
+    """3.2 A tampered request that still parses: it asks for something else, and the lab CA refuses it.
+
+    The request must be ``original_csr`` changed after it was signed (so its
+    signature no longer matches), not a new request: a new request signed
+    with its own key would be perfectly valid, and the CA would sign it.
+    """
+    c = Checker(
+        "3.2",
+        "A tampered request that still parses",
+        hint="der = api_csr.public_bytes(serialization.Encoding.DER); replace the 4 bytes of "
+        "ipaddress.ip_address('127.0.0.2').packed with another address's; x509.load_der_x509_csr(...).",
+    )
+    if not_attempted(tampered_csr):
+        return c.not_attempted()
+    if not isinstance(tampered_csr, x509.CertificateSigningRequest):
+        return c.fail("tampered_csr should be an x509.CertificateSigningRequest, what x509.load_der_x509_csr returns")
+    if not isinstance(original_csr, x509.CertificateSigningRequest):
+        return c.fail("api_csr (the request of exercise 3.1) is missing: make it first, then change a copy of its bytes")
+    c.require(
+        original_csr.is_signature_valid,
+        "api_csr, the request you started from, is genuine (its signature is valid)",
+        "api_csr itself has an invalid signature: start from the request you signed in exercise 3.1",
+    )
+    der = serialization.Encoding.DER
+    c.require(
+        tampered_csr.public_bytes(der) != original_csr.public_bytes(der),
+        "tampered_csr differs from api_csr, and still parses as a request",
+        "tampered_csr is api_csr unchanged: change some of its bytes",
+    )
+    try:
+        changed = _asks_for(tampered_csr) != _asks_for(original_csr)
+    except ValueError:  # a key or name that no longer parses: it still asks for something else
+        changed = True
+    c.require(
+        changed,
+        "it asks for something else than api_csr (another name, subject or key)",
+        "it asks for exactly what api_csr asks for (only the signature changed): change a requested name, "
+        "as an attacker on the way to the CA would",
+    )
+    c.require(
+        not tampered_csr.is_signature_valid,
+        "its signature no longer matches its contents",
+        "its signature is valid: it is a new request, not a changed one. Change the bytes of api_csr after signing",
+    )
+    refused = False
+    try:
+        ca.sign_csr(tampered_csr, profile="server")
+    except TamperedCSRError:
+        refused = True
+    except LabError:
+        refused = False
+    c.require(
+        refused, "the lab CA refuses it with TamperedCSRError", "the lab CA did not refuse it with TamperedCSRError"
+    )
+    return c.result()
+
+
+def exercise_3(
+    certificate: x509.Certificate | None,
+    error_in_two_days: BaseException | None,
+    *,
+    ca_certificate: x509.Certificate,
+    now: datetime.datetime | None = None,
+) -> CheckResult:
+    """3.3 A one-day certificate: accepted today, refused two days from now (what renewal must prevent).
+
+    The check verifies the certificate as a client would, now and two days from
+    now, for the first name in its SAN.
+    """
+    c = Checker(
+        "3.3",
+        "A one-day certificate",
+        hint="ca.sign_csr(server_csr, profile='server', valid_days=1); then "
+        "PolicyBuilder().store(trusted).time(two_days_later).build_server_verifier(...).verify(...) in a try.",
+    )
+    if not_attempted(certificate, error_in_two_days):
+        return c.not_attempted()
+    if not isinstance(certificate, x509.Certificate):
+        return c.fail("one_day_certificate should be an x509.Certificate")
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    c.require(_signed_by(certificate, ca_certificate), "the lab CA signed it", "the lab CA did not sign it")
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    c.require(
+        lifetime == datetime.timedelta(days=1),
+        "it lives one day",
+        f"it lives {lifetime}, not one day: valid_days=1",
+    )
+    c.require(
+        certificate.not_valid_before_utc < now,
+        "it is valid already (it starts in the past)",
+        "it starts in the future: leave valid_from out, or give an aware time a few minutes ago",
+    )
+    name = next((entry for entry in _san(certificate) if isinstance(entry, (x509.DNSName, x509.IPAddress))), None)
+    if name is None:
+        return c.fail("it has no DNS or IP name in its SAN, so no client could accept it: issue it for localhost")
+    today = verify_chain(certificate, roots=[ca_certificate], name=name, at=now)
+    c.require(today.ok, f"a client accepts it today for {name.value}", f"a client refuses it even today: {today.error}")
+    later = verify_chain(certificate, roots=[ca_certificate], name=name, at=now + datetime.timedelta(days=2))
+    c.require(
+        not later.ok,
+        "two days from now a client refuses it: it has expired",
+        "two days from now a client would still accept it",
+    )
+    c.require(
+        isinstance(error_in_two_days, VerificationError),
+        "error_in_two_days is the VerificationError the verifier raised",
+        f"error_in_two_days is {type(error_in_two_days).__name__}, not the VerificationError of verify(): "
+        "build the verifier with .time(now + two days) and keep the exception",
+    )
+    return c.result()

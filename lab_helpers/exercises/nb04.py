@@ -1,0 +1,342 @@
+"""Checks for notebook 04, "Issue a client certificate".
+
+The checks look at the certificates themselves and then use them for real:
+a check that needs a handshake starts a lab server for a moment (the one
+notebook 05 builds, trusting the lab CA, on a free port under no name, so it
+replaces nothing), presents the learner's certificate and key with
+``attempt`` and stops the server again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from ..client import Outcome, attempt
+from ..files import save_certificate, save_private_key
+from ..pki import CertificateAuthority, IssuedCertificate, PrivateKey, key_matches_certificate
+from ..server import MTLSServer, build_server_context
+from . import Checker, CheckResult, not_attempted
+
+__all__ = ["exercise_1", "exercise_2", "exercise_3", "exercise_4"]
+
+BOB_URI = "spiffe://lab.example/user/bob"
+BOB_EMAIL = "bob@lab.example"
+WRONG_PURPOSE = "unsuitable certificate purpose"
+
+
+# -- what the checks look at ----------------------------------------------------
+
+
+def _unpack(certificate: object, key: object) -> tuple[object, object]:
+    """Accept an IssuedCertificate (what ``ca.issue_client_certificate`` returns) for the certificate."""
+    if isinstance(certificate, IssuedCertificate):
+        return certificate.certificate, key if key is not None else certificate.private_key
+    return certificate, key
+
+
+def _is_private_key(key: object) -> bool:
+    return isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey))
+
+
+def _common_name(certificate: x509.Certificate) -> str | None:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+def _san(certificate: x509.Certificate) -> x509.SubjectAlternativeName | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _purposes(certificate: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
+    """The ExtendedKeyUsage purposes, or None when the certificate has no ExtendedKeyUsage at all."""
+    try:
+        return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _purpose_names(purposes: list[x509.ObjectIdentifier] | None) -> str:
+    if purposes is None:
+        return "no ExtendedKeyUsage at all"
+    return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in purposes) or "an empty ExtendedKeyUsage"
+
+
+def _signed_by(certificate: x509.Certificate, ca_certificate: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(ca_certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _valid_now(certificate: x509.Certificate) -> bool:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+
+
+def _request_through_a_lab_server(
+    certificate: x509.Certificate, key: PrivateKey, ca: CertificateAuthority
+) -> Outcome:
+    """One real mTLS request with ``certificate`` and ``key`` to a lab server that trusts ``ca``.
+
+    The server gets a fresh certificate from ``ca`` and runs under no name,
+    so that it never replaces a server the notebook runs; files live in a
+    temporary folder that is removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
+        files = Path(folder)
+        server_issued = ca.issue_server_certificate()
+        save_certificate(ca.certificate, files / "ca.crt")
+        save_certificate(server_issued.certificate, files / "server.crt")
+        save_private_key(server_issued.private_key, files / "server.key")
+        save_certificate(certificate, files / "client.crt")
+        save_private_key(key, files / "client.key")
+        context = build_server_context(files / "server.crt", files / "server.key", files / "ca.crt")
+        with MTLSServer(context, name=None, handshake_timeout=2.0) as server:
+            return attempt(
+                server.url,
+                ca_file=files / "ca.crt",
+                cert_file=files / "client.crt",
+                key_file=files / "client.key",
+                server=server,
+            )
+
+
+def _certificate_and_key_problem(certificate: object, key: object, names: tuple[str, str]) -> str | None:
+    """What is wrong with the types of the two answers, in words (None when both are right)."""
+    certificate_name, key_name = names
+    if not isinstance(certificate, x509.Certificate):
+        return f"{certificate_name} should be an x509.Certificate (what ca.sign_csr returns), not {type(certificate).__name__}"
+    if not _is_private_key(key):
+        return (f"{key_name} should be the certificate's private key (an EC, RSA or Ed25519 private key), "
+                f"not {type(key).__name__}")
+    return None
+
+
+# -- the exercises ----------------------------------------------------------------
+
+
+def exercise_1(certificate: x509.Certificate | None, key: PrivateKey | None, *, ca: CertificateAuthority) -> CheckResult:
+    """4.1 Two names for bob: a client certificate whose SAN holds a URI and an email, that a real server accepts.
+
+    A SubjectAlternativeName may hold several names of different types; the
+    server decides on the SAN and greets by the commonName. The check proves
+    the certificate works end to end, not only that it looks right.
+    """
+    c = Checker(
+        "4.1", "Two names for bob",
+        hint="Write a CSR with CN=bob and sign it with ca.sign_csr(csr, profile='client', "
+             f"names=['{BOB_URI}', '{BOB_EMAIL}']): names= takes URIs and emails together.",
+    )
+    if not_attempted(certificate, key):
+        return c.not_attempted()
+    certificate, key = _unpack(certificate, key)
+    problem = _certificate_and_key_problem(certificate, key, ("bob_certificate", "bob_key"))
+    if problem:
+        return c.fail(problem)
+    assert isinstance(certificate, x509.Certificate)
+    subject = certificate.subject.rfc4514_string() or "empty"
+    c.require(_common_name(certificate) == "bob", "its subject is CN=bob (the name the server greets)",
+              f"its subject is {subject}: write the CSR with CN=bob")
+    san = _san(certificate)
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier) if san else []
+    emails = san.get_values_for_type(x509.RFC822Name) if san else []
+    c.require(uris == [BOB_URI], f"its SAN holds the URI {BOB_URI}",
+              f"its SAN URIs are {uris}: the SAN needs exactly the URI {BOB_URI}")
+    c.require(emails == [BOB_EMAIL], f"its SAN holds the email {BOB_EMAIL}",
+              f"its SAN emails are {emails}: add {BOB_EMAIL} to names=[...] (an x509.RFC822Name)")
+    purposes = _purposes(certificate)
+    c.require(purposes == [ExtendedKeyUsageOID.CLIENT_AUTH], "its ExtendedKeyUsage is clientAuth only",
+              f"its ExtendedKeyUsage is {_purpose_names(purposes)}: sign with profile='client'")
+    signed = _signed_by(certificate, ca.certificate)
+    c.require(signed, "the lab CA signed it", "the lab CA did not sign it: sign the CSR with `ca`, the lab CA")
+    matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
+    c.require(matches, "bob_key is the private key of bob_certificate",
+              "bob_key is not the key of bob_certificate: sign the CSR you made with bob_key")
+    if signed and matches and _valid_now(certificate):
+        outcome = _request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
+        c.require(outcome.ok and outcome.body == "Hello, bob\n",
+                  "a real mTLS request with it was answered 'Hello, bob'",
+                  f"a real mTLS request with it got: {outcome} (expected 'Hello, bob')")
+    else:
+        c.require(False, "", "a real mTLS request with it: not tried until the lab CA's signature, the key "
+                             "and the validity dates are right")
+    return c.result()
+
+
+def exercise_2(certificate: x509.Certificate | None, key: PrivateKey | None, *, ca: CertificateAuthority) -> CheckResult:
+    """4.2 A certificate the server turns away for its purpose: the lab CA's, valid, but without clientAuth.
+
+    The ExtendedKeyUsage is enforced where it matters, in the server's
+    handshake: everything else about the certificate is right, so the
+    server's recorded reason must be the purpose, nothing else.
+    """
+    c = Checker(
+        "4.2", "A certificate the server turns away",
+        hint="The lab CA signs with two profiles. Which purpose does the other one write into the certificate?",
+    )
+    if not_attempted(certificate, key):
+        return c.not_attempted()
+    certificate, key = _unpack(certificate, key)
+    problem = _certificate_and_key_problem(certificate, key, ("wrong_purpose_certificate", "wrong_purpose_key"))
+    if problem:
+        return c.fail(problem)
+    assert isinstance(certificate, x509.Certificate)
+    signed = _signed_by(certificate, ca.certificate)
+    c.require(signed, "the lab CA signed it (so the CA is not the reason)",
+              "the lab CA did not sign it: the server would refuse it for its CA, not its purpose; sign it with `ca`")
+    valid = _valid_now(certificate)
+    c.require(valid, "it is valid now (so the dates are not the reason)",
+              "it is not valid now: the server would refuse it for its dates; keep the default validity")
+    matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
+    c.require(matches, "wrong_purpose_key is its private key",
+              "wrong_purpose_key is not the key of wrong_purpose_certificate: pass the key its CSR was made with")
+    purposes = _purposes(certificate)
+    c.require(purposes is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in purposes,
+              f"its ExtendedKeyUsage ({_purpose_names(purposes)}) lacks clientAuth",
+              "it has no ExtendedKeyUsage at all, which OpenSSL reads as 'any purpose': give it one without "
+              "clientAuth (the server profile)" if purposes is None else
+              f"its ExtendedKeyUsage ({_purpose_names(purposes)}) includes clientAuth: use a profile without it")
+    if signed and valid and matches:
+        outcome = _request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
+        c.require(not outcome.ok and outcome.server_reason == WRONG_PURPOSE,
+                  f"a real mTLS server refused it, and recorded '{WRONG_PURPOSE}'",
+                  "a real mTLS server accepted it" if outcome.ok else
+                  f"a real mTLS server refused it, but recorded '{outcome.server_reason}' instead of '{WRONG_PURPOSE}'")
+    else:
+        c.require(False, "", "a real handshake with it: not tried until the CA, the dates and the key are right")
+    return c.result()
+
+
+def exercise_3(
+    certificate: x509.Certificate | None,
+    key: PrivateKey | None,
+    accepted_by_path_validator: bool | None,
+    *,
+    ca: CertificateAuthority,
+) -> CheckResult:
+    """4.3 A certificate without names: ``names=[]`` leaves the SAN out; who still accepts it?
+
+    OpenSSL (the lab server) checks a client certificate's chain, dates and
+    purpose but matches no name, so it accepts a client certificate without a
+    SAN and greets it by its commonName. ``cryptography``'s path validator
+    follows the Web PKI profile, which requires a SAN on every leaf, and
+    refuses it. The learner runs the validator and records what it said.
+    """
+    c = Checker(
+        "4.3", "A certificate without names",
+        hint="ca.sign_csr(client_csr, profile='client', names=[]) leaves the SAN out; then run "
+             "PolicyBuilder().store(trusted).build_client_verifier().verify(certificate, []) as in step 5.",
+    )
+    if not_attempted(certificate, key, accepted_by_path_validator):
+        return c.not_attempted()
+    certificate, key = _unpack(certificate, key)
+    problem = _certificate_and_key_problem(certificate, key, ("nameless_certificate", "nameless_key"))
+    if problem:
+        return c.fail(problem)
+    assert isinstance(certificate, x509.Certificate)
+    c.require(_san(certificate) is None, "it has no SubjectAlternativeName extension",
+              "it still has a SubjectAlternativeName: pass names=[] to ca.sign_csr")
+    common_name = _common_name(certificate)
+    c.require(common_name is not None, f"its subject still names the client (CN={common_name})",
+              "its subject has no commonName: sign a CSR whose subject has one, such as client_csr")
+    purposes = _purposes(certificate)
+    c.require(purposes == [ExtendedKeyUsageOID.CLIENT_AUTH], "it is a client certificate (clientAuth only)",
+              f"its ExtendedKeyUsage is {_purpose_names(purposes)}: sign with profile='client'")
+    signed = _signed_by(certificate, ca.certificate)
+    c.require(signed, "the lab CA signed it", "the lab CA did not sign it: sign it with `ca`")
+    try:
+        PolicyBuilder().store(Store([ca.certificate])).build_client_verifier().verify(certificate, [])
+        validator_accepts = True
+    except VerificationError:
+        validator_accepts = False
+    if not isinstance(accepted_by_path_validator, bool):
+        c.require(False, "", "accepted_by_path_validator should be True or False: what the path validator of "
+                             "step 5 said about the certificate")
+    else:
+        said = "accepts" if validator_accepts else "refuses"
+        c.require(accepted_by_path_validator == validator_accepts,
+                  f"you found that cryptography's path validator {said} it",
+                  f"accepted_by_path_validator is {accepted_by_path_validator}, but the path validator {said} it: "
+                  "run build_client_verifier().verify(...) and look at what happens")
+    matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
+    c.require(matches, "nameless_key is its private key",
+              "nameless_key is not the key of nameless_certificate: pass the key its CSR was made with")
+    if signed and matches and common_name is not None and _valid_now(certificate):
+        outcome = _request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
+        c.require(outcome.ok and outcome.body == f"Hello, {common_name}\n",
+                  f"a real mTLS server (OpenSSL) accepted it and greeted {common_name} by the commonName",
+                  f"a real mTLS request with it got: {outcome}")
+    return c.result()
+
+
+def exercise_4(
+    path: str | os.PathLike[str] | None,
+    password: bytes | None,
+    *,
+    client_certificate: x509.Certificate,
+    ca_certificate: x509.Certificate,
+) -> CheckResult:
+    """4.4 A bundle with its CA: alice's key and certificate, plus the lab CA, in a password-protected PKCS#12 file.
+
+    Importers (browsers, keychains, Windows) show and can trust the chain
+    when the bundle carries it. The check opens the file as an importer
+    would: with the password it must open, without it it must not.
+    """
+    c = Checker(
+        "4.4", "A bundle with its CA",
+        hint="pkcs12.serialize_key_and_certificates takes the CA certificates in cas=[...] and a password in "
+             "encryption_algorithm=...; write_atomic(path, data, private=True) writes a file only you can read.",
+    )
+    if not_attempted(path, password):
+        return c.not_attempted()
+    if not isinstance(path, (str, os.PathLike)):
+        return c.fail(f"alice_p12_path should be the path of the file you wrote, not {type(path).__name__}")
+    if not isinstance(password, bytes) or not password:
+        return c.fail("alice_p12_password should be the password as bytes, e.g. b'a long lab password'")
+    file = Path(path)
+    if not file.is_file():
+        return c.fail(f"{file} does not exist: write the bundle's bytes to it (write_atomic)")
+    if os.name == "posix":
+        mode = stat.S_IMODE(file.stat().st_mode)
+        c.require(mode & 0o077 == 0, f"the file is private (mode {mode:04o}): it holds a private key",
+                  f"the file has mode {mode:04o}, so others can read it: write it with write_atomic(..., private=True)")
+    data = file.read_bytes()
+    try:
+        pkcs12.load_pkcs12(data, None)
+        opens_without_password = True
+    except (ValueError, TypeError):
+        opens_without_password = False
+    c.require(not opens_without_password, "it does not open without the password",
+              "it opens without a password: encrypt it with serialization.BestAvailableEncryption(password)")
+    try:
+        bundle = pkcs12.load_pkcs12(data, None if opens_without_password else password)
+    except (ValueError, TypeError):
+        c.require(False, "", "it does not open with alice_p12_password (a wrong password, or not a PKCS#12 file)")
+        return c.result()
+    if not opens_without_password:
+        c.require(True, "it opens with alice_p12_password", "")
+    held = bundle.cert.certificate if bundle.cert is not None else None
+    c.require(held == client_certificate, "it holds alice's certificate (client_cert)",
+              "it does not hold alice's certificate: pass cert=client_cert")
+    c.require(bundle.key is not None and held is not None and key_matches_certificate(bundle.key, held),  # type: ignore[arg-type]
+              "it holds the private key of that certificate",
+              "it does not hold the certificate's private key: pass key=client_key")
+    extra = [item.certificate for item in bundle.additional_certs]
+    c.require(ca_certificate in extra, "it carries the lab CA certificate, for importers to show and trust the chain",
+              "it does not carry the lab CA certificate: pass cas=[ca.certificate]")
+    return c.result()

@@ -1,0 +1,237 @@
+"""Checks for notebook 07, explore the failure catalog.
+
+Each check looks at something real: a certificate and the outcome of a real
+request (7.1), a request the check makes itself against a server it starts
+(7.2 and 7.3). Their servers have no name, so they never replace one of the
+notebook's servers, and they stop before the check returns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ..catalog import CatalogLab
+from ..client import Outcome, attempt
+from ..diagnosis import explain
+from ..errors import LabError
+from ..files import load_certificate, save_certificate, save_private_key
+from ..server import MTLSServer, build_server_context
+from . import Checker, CheckResult, not_attempted
+
+__all__ = ["exercise_1", "exercise_2", "exercise_3", "live_not_yet_valid_server_reason"]
+
+#: What OpenSSL records for a certificate with a critical extension it does not know (X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION).
+UNHANDLED_CRITICAL = "unhandled critical extension"
+
+
+def exercise_1(certificate: x509.Certificate | None, outcome: Outcome | None, *, ca_certificate: x509.Certificate) -> CheckResult:
+    """7.1 Another failure that is not in the catalog: alice's certificate plus an unknown critical extension.
+
+    The server refuses it for a reason the catalog has no entry for, so the
+    learner meets ``explain()``'s "not recognised" on a real rejection, and
+    sees that the server's own reason names the cause.
+    """
+    c = Checker(
+        "7.1", "Another failure that is not in the catalog",
+        hint="Copy alice's certificate with x509.CertificateBuilder, add "
+        "x509.UnrecognizedExtension(x509.ObjectIdentifier('1.3.6.1.4.1.55555.1'), b'\\x05\\x00') with critical=True, "
+        "sign with lab.ca.private_key, then attempt(server.url, session=..., server=server).",
+    )
+    if not_attempted(certificate, outcome):
+        return c.not_attempted()
+    if not isinstance(certificate, x509.Certificate):
+        return c.fail("critical_certificate should be an x509.Certificate (what CertificateBuilder.sign() returns)")
+    if not isinstance(outcome, Outcome):
+        return c.fail("critical_outcome should be the Outcome that attempt(server.url, session=..., server=server) returns")
+    unknown_critical = [
+        ext for ext in certificate.extensions if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension)
+    ]
+    c.require(
+        unknown_critical,
+        "the certificate carries an extension nobody knows, marked critical",
+        "the certificate has no unrecognised extension marked critical: add x509.UnrecognizedExtension(...) with critical=True",
+    )
+    try:
+        certificate.verify_directly_issued_by(ca_certificate)
+        signed_by_lab_ca = True
+    except (InvalidSignature, ValueError, TypeError):  # bad signature, other issuer name, other key type
+        signed_by_lab_ca = False
+    c.require(
+        signed_by_lab_ca,
+        "it is signed by the lab CA, so the chain is not what the server objects to",
+        "it is not signed by the lab CA: set issuer_name to the lab CA's subject and sign with lab.ca.private_key",
+    )
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        client_auth = ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    except x509.ExtensionNotFound:
+        client_auth = False
+    c.require(
+        client_auth,
+        "it keeps alice's EKU clientAuth: one thing changed, not two",
+        "it has no EKU clientAuth: copy every extension of alice's certificate before adding the new one",
+    )
+    c.require(
+        not outcome.ok,
+        "the request failed",
+        "the request succeeded: the server must have been given another certificate; present the new one (cert=...)",
+    )
+    c.require(
+        outcome.server_reason == UNHANDLED_CRITICAL,
+        f"the server recorded {UNHANDLED_CRITICAL!r}: its reason names the cause",
+        f"the server recorded {outcome.server_reason!r}, not {UNHANDLED_CRITICAL!r}: pass server=server to attempt() "
+        "so the outcome carries the server's reason, and present the certificate with alice's key",
+    )
+    if outcome.server_reason:
+        verdict = explain(outcome.server_reason)
+        c.require(
+            not verdict.recognised,
+            "explain() on the server's reason says 'not recognised': the catalog has no entry for it",
+            f"explain() recognises {outcome.server_reason!r} as {verdict.key}: that failure is in the catalog already",
+        )
+    return c.result()
+
+
+def live_not_yet_valid_server_reason(lab: CatalogLab) -> Outcome:
+    """A live run: a server whose certificate starts tomorrow, requested by alice (the lab's good client)."""
+    tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    future = lab.ca.issue_server_certificate(valid_from=tomorrow)
+    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
+        cert = save_certificate(future.certificate, Path(folder) / "server-future.crt")
+        key = save_private_key(future.private_key, Path(folder) / "server-future.key")
+        context = build_server_context(cert, key, lab.ca_file)
+    return _request(context, lab.ca_file, lab.client)
+
+
+def _request(context: Any, verify: Any, client_pair: tuple[Any, Any]) -> Outcome:
+    """One GET as plain requests does it (no proxy, no CA bundle from the environment), server's side recorded."""
+    with MTLSServer(context, name=None) as server, requests.Session() as session:
+        session.trust_env = False
+        session.verify = os.fspath(verify)
+        session.cert = (os.fspath(client_pair[0]), os.fspath(client_pair[1]))
+        return attempt(server.url, session=session, server=server)
+
+
+def exercise_2(alert: str | None, outcome: Outcome | None, *, lab: CatalogLab) -> CheckResult:
+    """7.2 Which alert for a server certificate that is not yet valid?
+
+    TLS has an alert for an expired certificate but none for one that is not
+    yet valid, so the client sends a generic one. The check runs the same
+    failure itself and compares the learner's answer with what its server
+    recorded.
+    """
+    c = Checker(
+        "7.2", "Which alert for a server certificate that is not yet valid?",
+        hint="valid_from=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1); "
+        "attempt(..., server=your_server) fills outcome.server_reason.",
+    )
+    if not_attempted(alert, outcome):
+        return c.not_attempted()
+    if not isinstance(outcome, Outcome):
+        return c.fail("future_outcome should be the Outcome that attempt(url, session=..., server=...) returns")
+    if not isinstance(alert, str):
+        return c.fail("alert_recorded should be a string: the reason the server recorded, typed in")
+    live = live_not_yet_valid_server_reason(lab).server_reason
+    c.require(
+        outcome.failed_with(requests.exceptions.SSLError),
+        "the client refused during the handshake (SSLError)",
+        "the request did not fail with an SSLError: serve a certificate that starts in the future, "
+        "and trust the lab CA (verify=) so that nothing else fails first",
+    )
+    key = explanation.key if (explanation := outcome.explain()) else None
+    c.require(
+        key == "server-certificate-not-yet-valid",
+        "explain() says the server's certificate is not yet valid",
+        f"explain() says {key!r}, not 'server-certificate-not-yet-valid': change only valid_from",
+    )
+    c.require(
+        outcome.server_reason == live,
+        "your server recorded the same alert as the check's own run",
+        f"your outcome carries server_reason={outcome.server_reason!r}: pass server=... to attempt()",
+    )
+    c.require(
+        alert.strip() == live,
+        f"{alert.strip()!r} is the alert the server records: TLS has no 'not yet valid' alert, so the client "
+        "sends the generic bad_certificate (certificate_expired exists only for expiry)",
+        f"{alert.strip()!r} is not what the server records: copy outcome.server_reason",
+    )
+    return c.result()
+
+
+def _pair(value: object) -> tuple[Path, Path] | None:
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(p, (str, os.PathLike)) for p in value):
+        return Path(os.fspath(value[0])), Path(os.fspath(value[1]))
+    return None
+
+
+def exercise_3(
+    server_pair: tuple[Any, Any] | None,
+    verify: Any,
+    client_pair: tuple[Any, Any] | None,
+    *,
+    lab: CatalogLab,
+) -> CheckResult:
+    """7.3 Repair a broken set-up: three faults, found one at a time, fixed without turning verification off.
+
+    The check starts its own server with the learner's certificate and key
+    (trusting the lab CA for clients, as in the broken set-up) and makes a
+    real request with plain requests: it passes only when that succeeds.
+    """
+    c = Checker(
+        "7.3", "Repair a broken set-up",
+        hint="Fix one failure at a time with try_setup(...) and read explain() each time: the CA the client trusts, "
+        "the names in the server's certificate (keep api.example.com, add localhost), then alice's certificate.",
+    )
+    if not_attempted(server_pair, verify, client_pair):
+        return c.not_attempted()
+    server_files, client_files = _pair(server_pair), _pair(client_pair)
+    if server_files is None:
+        return c.fail("fixed_server_pair should be (certificate file, key file), like lab.server")
+    if client_files is None:
+        return c.fail("fixed_client_pair should be (certificate file, key file), like lab.client")
+    if verify is None or isinstance(verify, bool) or not isinstance(verify, (str, os.PathLike)):
+        return c.fail("fixed_verify should be the path of a CA certificate file: verification stays on")
+    try:
+        server_certificate = load_certificate(server_files[0])
+        context = build_server_context(server_files[0], server_files[1], lab.ca_file)
+        load_certificate(verify)
+    except LabError as error:
+        return c.fail(f"the files cannot be used: {error}")
+    try:
+        names = server_certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns_names = set(names.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        dns_names = set()
+    c.require(
+        "api.example.com" in dns_names,
+        "the server's certificate still names api.example.com",
+        "the server's certificate lost api.example.com: clients use that name too, keep it",
+    )
+    c.require(
+        "localhost" in dns_names,
+        "the server's certificate names localhost, the name in the URL",
+        "the server's certificate does not name localhost: issue one with both names",
+    )
+    outcome = _request(context, verify, client_files)
+    if outcome.ok:
+        problem = f"the server answered {outcome.status}"
+    else:
+        key = explanation.key if (explanation := outcome.explain()) else None
+        problem = f"the request still fails: {outcome.error_class} ({key}); the server saw {outcome.server_reason!r}"
+    c.require(outcome.ok and outcome.status == 200, "a real request with these files succeeds: 200", problem)
+    if outcome.ok:
+        c.require(
+            outcome.body == "Hello, alice\n",
+            "the server greets alice: the client is still alice",
+            f"the server answered {outcome.body!r}: present a certificate for alice from the lab CA",
+        )
+    return c.result()

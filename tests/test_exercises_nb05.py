@@ -1,0 +1,130 @@
+"""The checks of notebook 05's exercises: quiet until attempted, pass a right answer, say what a wrong one misses."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab_helpers import LabPaths, LabRequestHandler, MTLSServer, build_server_context, check
+
+NOT_ATTEMPTED = "not attempted yet"
+
+
+@pytest.fixture(autouse=True)
+def lenient(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Checks report instead of raising (strict mode is off), whatever folder pytest runs in."""
+    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def missing(result: object) -> list[str]:
+    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def started() -> Iterator[list[MTLSServer]]:
+    """Servers a test starts; each is stopped at teardown."""
+    servers: list[MTLSServer] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def start(started: list[MTLSServer], paths: LabPaths, *, name: str | None, handler: type = LabRequestHandler,
+          **context_options: object) -> MTLSServer:
+    context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert, **context_options)
+    server = MTLSServer(context, name=name, handler=handler, handshake_timeout=2.0).start()
+    started.append(server)
+    return server
+
+
+class URIHandler(LabRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_text(200, self.client_identity.uris[0] + "\n")
+
+
+class AliceOnlyHandler(LabRequestHandler):
+    """Answers with alice's URI whoever asks: the answer written into the code."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_text(200, "spiffe://lab.example/user/alice\n")
+
+
+# -- 5.1 A TLS 1.3-only server ----------------------------------------------------------
+
+
+def test_5_1_not_attempted(lab_pki: LabPaths) -> None:
+    assert check.exercise_05_1(None, paths=lab_pki).status == NOT_ATTEMPTED
+
+
+def test_5_1_a_named_tls13_only_server_passes(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-tls13", minimum_version=ssl.TLSVersion.TLSv1_3)
+    result = check.exercise_05_1(server, paths=lab_pki)
+    assert result.passed, result
+
+
+def test_5_1_a_server_that_still_speaks_tls12(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name=None)
+    result = check.exercise_05_1(server, paths=lab_pki)
+    assert not result.passed
+    assert missing(result) == [
+        "it has no name, so each re-run of its cell starts one more server: give it a name, such as 'lab-tls13'",
+        "its context's minimum_version is TLSv1_2: set it to ssl.TLSVersion.TLSv1_3",
+        "a client limited to TLS 1.2 was served: the server still accepts TLS 1.2",
+    ]
+
+
+def test_5_1_a_stopped_server(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-tls13", minimum_version=ssl.TLSVersion.TLSv1_3)
+    server.stop()
+    result = check.exercise_05_1(server, paths=lab_pki)
+    assert missing(result) == ["tls13_server is not running: start() it, and keep it running until the check has run"]
+
+
+def test_5_1_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    server = start(started, lab_pki, name="test-tls13")
+    monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
+    with pytest.raises(AssertionError, match="does not pass its own check"):
+        check.exercise_05_1(server, paths=lab_pki)
+
+
+# -- 5.2 Answer with the client's URI ---------------------------------------------------
+
+
+def test_5_2_not_attempted(lab_pki: LabPaths) -> None:
+    assert check.exercise_05_2(None, paths=lab_pki).status == NOT_ATTEMPTED
+
+
+def test_5_2_a_handler_that_reads_the_uri_passes(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-uri", handler=URIHandler)
+    result = check.exercise_05_2(server, paths=lab_pki)
+    assert result.passed, result
+
+
+def test_5_2_the_lab_handler_greets_by_name(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-uri")
+    result = check.exercise_05_2(server, paths=lab_pki)
+    assert "it serves with the lab's own handler, which greets by commonName: pass handler=YourHandler" in missing(result)
+
+
+def test_5_2_a_constant_answer_is_caught_by_the_second_client(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-uri", handler=AliceOnlyHandler)
+    result = check.exercise_05_2(server, paths=lab_pki)
+    assert not result.passed
+    assert len(missing(result)) == 1
+    assert missing(result)[0].endswith("read the URI from self.client_identity, not from a constant")
+
+
+def test_5_2_not_a_server(lab_pki: LabPaths) -> None:
+    result = check.exercise_05_2(URIHandler, paths=lab_pki)  # the class, not a server started with it
+    assert missing(result) == ["uri_server should be the MTLSServer you started, not type"]
+
+
+def test_5_2_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    server = start(started, lab_pki, name="test-uri", handler=AliceOnlyHandler)
+    monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
+    with pytest.raises(AssertionError, match="does not pass its own check"):
+        check.exercise_05_2(server, paths=lab_pki)
