@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from .errors import LabError
 
@@ -82,6 +83,11 @@ class HandshakeTrace:
     version: str
     events: list[TraceEvent] = field(default_factory=list)
     error: str | None = None  # what the client finally got, if it failed
+    resumed: bool = False  # the handshake resumed an earlier session
+
+    def __repr__(self) -> str:
+        outcome = self.error or "completed"
+        return f"<HandshakeTrace {self.version}: {len(self.sent())} messages sent, {outcome}>"
 
     def sent(self, side: str | None = None) -> list[TraceEvent]:
         return [e for e in self.events if e.direction == "sent" and (side is None or e.side == side)]
@@ -104,13 +110,13 @@ class HandshakeTrace:
         for event in self.events:
             if event.direction == "note":
                 where = "C" if event.side == "client" else "S"
-                lines.append(f"    Note over {where}: {event.message}")
+                lines.append(f"    Note over {where}: {_mermaid_text(event.message)}")
             elif event.direction == "sent":
                 arrow = "C->>S" if event.side == "client" else "S->>C"
-                if event.message.startswith("alert"):
-                    arrow = arrow.replace("->>", "-x")
+                if event.message.startswith("alert") and event.message != "alert close_notify":
+                    arrow = arrow.replace("->>", "-x")  # a cross for a fatal alert; close_notify is a polite goodbye
                 lock = " 🔒" if event.encrypted else ""
-                lines.append(f"    {arrow}: {event.message} ({event.size} B){lock}")
+                lines.append(f"    {arrow}: {_mermaid_text(event.message)} ({event.size} B){lock}")
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
@@ -118,6 +124,11 @@ class HandshakeTrace:
 
     def __str__(self) -> str:
         return "\n".join(str(event) for event in self.events)
+
+
+def _mermaid_text(text: str) -> str:
+    """Text safe inside a Mermaid message or note (';' and '#' have meanings there)."""
+    return text.replace(";", ",").replace("#", "no. ")
 
 
 def _name(content_type: object, msg_type: object) -> str | None:
@@ -134,24 +145,51 @@ def _name(content_type: object, msg_type: object) -> str | None:
 
 
 class _Recorder:
-    """Collects callback events from both sides (two threads) in the order they happen."""
+    """Collects callback events from both sides (two threads) in the order they happen.
+
+    The hook belongs to a context, not a connection, so it also hears other
+    connections of the same context (one still closing from an earlier
+    trace). Each side therefore keeps to the connection that handled this
+    trace's ClientHello.
+    """
 
     def __init__(self, trace: HandshakeTrace) -> None:
         self.trace = trace
         self.lock = threading.Lock()
+        self.connection: dict[str, object] = {}
 
     def callback(self, side: str):  # type: ignore[no-untyped-def]
         def record(connection, direction, version, content_type, msg_type, data):  # type: ignore[no-untyped-def]
             name = _name(content_type, msg_type)
-            if name is not None:
-                with self.lock:
-                    self.trace.events.append(TraceEvent(side, "sent" if direction == "write" else "received", name, len(data)))
+            if name is None:
+                return
+            with self.lock:
+                if side not in self.connection:
+                    if name != "ClientHello":
+                        return  # not this trace's connection (yet)
+                    self.connection[side] = connection
+                elif self.connection[side] is not connection:
+                    return
+                way = "sent" if direction == "write" else "received"
+                self.trace.events.append(TraceEvent(side, way, name, len(data)))
 
         return record
 
     def note(self, side: str, text: str) -> None:
         with self.lock:
             self.trace.events.append(TraceEvent(side, "note", text))
+
+    def settle(self, timeout: float = 0.5, quiet: float = 0.05) -> None:
+        """Wait until the server's thread has reported its last message (an alert comes after it is sent)."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            with self.lock:
+                count = len(self.trace.events)
+            if count == seen:
+                return
+            seen = count
+            time.sleep(quiet)
 
 
 def _mark_encrypted(trace: HandshakeTrace) -> None:
@@ -178,8 +216,12 @@ def trace_handshake(
     client_context: ssl.SSLContext,
     host: str = "localhost",
     timeout: float = 5.0,
+    session: ssl.SSLSession | None = None,
 ) -> HandshakeTrace:
     """Connect to the lab server on ``port``, send one request, and trace every TLS message both sides exchanged.
+
+    Pass the ``session`` of an earlier connection to trace a resumed handshake
+    (``trace.resumed`` then says whether the server accepted it).
 
     ``server_context`` must be the context the server is using (the trace
     hooks into it for the duration of this one connection; run one trace at
@@ -200,8 +242,9 @@ def trace_handshake(
     setattr(client_context, _HOOK, recorder.callback("client"))
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
-            with client_context.wrap_socket(raw, server_hostname=host) as tls:
+            with client_context.wrap_socket(raw, server_hostname=host, session=session) as tls:
                 trace.version = tls.version() or trace.version
+                trace.resumed = tls.session_reused
                 recorder.note("client", "handshake complete: the client believes all is well")
                 tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 recorder.note("client", "sent its HTTP request (encrypted application data)")
@@ -212,6 +255,7 @@ def trace_handshake(
         trace.error = f"{type(error).__name__}: {getattr(error, 'reason', None) or error}"
         recorder.note("client", f"learns of the failure: {trace.error}")
     finally:
+        recorder.settle()
         setattr(server_context, _HOOK, None)
         setattr(client_context, _HOOK, None)
     _mark_encrypted(trace)

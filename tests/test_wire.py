@@ -174,3 +174,27 @@ def test_keylog_file_records_the_session_secrets(lab_pki: LabPaths, tmp_path: Pa
     lines = keylog.read_text().splitlines()
     assert any(line.startswith("CLIENT_HANDSHAKE_TRAFFIC_SECRET ") for line in lines)
     assert any(line.startswith("CLIENT_TRAFFIC_SECRET_0 ") for line in lines)
+
+
+def test_traces_are_complete_and_separate_when_repeated_on_one_server(lab_pki: LabPaths) -> None:
+    """The server's alert is recorded every time, and nothing of one trace leaks into the next."""
+    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=TLS12)
+    with MTLSServer(server_context, name=None) as server:
+        traces = [
+            trace_handshake(server.port, server_context=server_context,
+                            client_context=client_context(lab_pki, with_certificate=False))
+            for _ in range(20)
+        ]
+    assert all(trace.messages("server")[-1] == "alert handshake_failure" for trace in traces)
+    assert all(trace.messages("client")[0] == "ClientHello" and trace.messages("server")[0] == "ServerHello" for trace in traces)
+
+
+def test_a_resumed_handshake_can_be_traced(lab_pki: LabPaths) -> None:
+    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
+    context = client_context(lab_pki)
+    with MTLSServer(server_context, name=None) as server:
+        first = handshake(server.port, context)
+        trace = trace_handshake(server.port, server_context=server_context, client_context=context, session=first.session)
+    assert trace.resumed
+    assert "Certificate" not in trace.messages("client") and "Certificate" not in trace.messages("server")
+    assert "alert close_notify" not in trace.mermaid() or "-x" not in trace.mermaid()
