@@ -36,7 +36,7 @@ TLS_VARIABLES = {
 }
 
 MINIMUM_VERSIONS = {"cryptography": (43,), "requests": (2, 32)}
-PACKAGES = ("cryptography", "requests", "urllib3", "certifi", "jupyterlab", "ipykernel", "nbval", "pytest")
+PACKAGES = ("cryptography", "requests", "urllib3", "certifi", "jupyterlab", "ipykernel", "nbval", "pytest", "matplotlib")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

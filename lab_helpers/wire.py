@@ -242,6 +242,7 @@ def trace_handshake(
     setattr(client_context, _HOOK, recorder.callback("client"))
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            _no_delay(raw)
             with client_context.wrap_socket(raw, server_hostname=host, session=session) as tls:
                 trace.version = tls.version() or trace.version
                 trace.resumed = tls.session_reused
@@ -372,6 +373,16 @@ class RecordingProxy:
         return needle in self.client_to_server or needle in self.server_to_client
 
 
+def _no_delay(sock: socket.socket) -> None:
+    """Send small writes at once (TCP_NODELAY), as requests and curl do.
+
+    Without it, a resumed TLS 1.2 handshake stalls about 40 ms: the client's
+    Finished and its request are two small writes, and Nagle's algorithm holds
+    the second until the server's delayed ACK arrives.
+    """
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 # -- resumption ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -391,6 +402,7 @@ def handshake(
     session is taken after the answer has been read.
     """
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        _no_delay(raw)
         with context.wrap_socket(raw, server_hostname=host, session=session) as tls:
             tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             chunks = []
