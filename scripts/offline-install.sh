@@ -19,7 +19,7 @@ case "${1:-}" in
     grep -v '^-e' requirements.txt > "$wheelhouse/requirements-pinned.txt"
     "$python" -m pip download --quiet --dest "$wheelhouse" -r "$wheelhouse/requirements-pinned.txt"
     # What pip needs to install "-e ." (its build backend), so that step works offline too.
-    "$python" -m pip download --quiet --dest "$wheelhouse" "setuptools>=68" wheel
+    "$python" -m pip download --quiet --dest "$wheelhouse" "setuptools>=77" wheel
     echo "Wheelhouse ready: $wheelhouse ($(ls "$wheelhouse" | wc -l) files)"
     ;;
   install)
