@@ -151,6 +151,7 @@ CASES: tuple[_Case, ...] = (
           "Most often the client sent no certificate to a server that requires one; more rarely, no cipher in common.",
           "Give the client its certificate and key; if it has them, compare the cipher settings of both sides."),
     _Case("client-ca-not-trusted", ("TLSV1_ALERT_UNKNOWN_CA", "unable to get local issuer certificate@server",
+                                    "unable to get issuer certificate@server",
                                     "self-signed certificate in certificate chain@server"),
           _SERVER_REJECTED_CLIENT,
           "The client's certificate was issued by a CA the server does not trust (or the client did not send "
@@ -159,8 +160,10 @@ CASES: tuple[_Case, ...] = (
           "load_verify_locations (only if you mean to trust everything it signs)."),
     _Case("client-certificate-expired", ("SSLV3_ALERT_CERTIFICATE_EXPIRED", "certificate has expired@server"),
           _SERVER_REJECTED_CLIENT,
-          "The client's certificate is past its notAfter date.",
-          "Renew the client certificate before it expires (automate it: short-lived certificates are renewed daily)."),
+          "The client's certificate is past its notAfter date; or, when the server checks a CRL, the CRL is past its "
+          "nextUpdate (OpenSSL sends the same alert for both: the server's record tells them apart).",
+          "Renew the client certificate before it expires (automate it: short-lived certificates are renewed daily); "
+          "if the server's record says 'CRL has expired', publish a fresh CRL instead."),
     _Case("client-certificate-not-yet-valid", ("certificate is not yet valid@server",),
           _SERVER_REJECTED_CLIENT,
           "The client's certificate starts in the future: a clock is wrong, or it was made with a naive local time.",

@@ -202,9 +202,12 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
     try:
         return file.read_bytes()
     except FileNotFoundError:
+        if what == "CRL":
+            how = f"`python -m lab_helpers revoke --dir {file.parent} --cert FILE`, or ca.create_crl() and save_crl()"
+        else:
+            how = f"run the notebook that makes them, or `python -m lab_helpers pki --dir {file.parent}`"
         raise LabFileMissingError(
-            f"{file} does not exist, so the {what} cannot be loaded. Create the lab files first: "
-            f"run the notebook that makes them, or `python -m lab_helpers pki --dir {file.parent}`."
+            f"{file} does not exist, so the {what} cannot be loaded. Create it first: {how}."
         ) from None
 
 

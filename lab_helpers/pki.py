@@ -319,6 +319,11 @@ class CertificateAuthority:
         carries a CRLNumber (RFC 5280 requires it) and a nextUpdate, after
         which verifiers treat it as stale.
         """
+        if next_update_days <= 0:
+            raise LabError(
+                "next_update_days must be positive: a CRL is published for a period that starts now. "
+                "To show a stale CRL, build one with x509.CertificateRevocationListBuilder and dates in the past."
+            )
         now = datetime.datetime.now(datetime.timezone.utc)
         serials: dict[int, datetime.datetime] = {}
         if previous is not None:

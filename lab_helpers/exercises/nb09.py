@@ -1,0 +1,366 @@
+"""Checks for notebook 09, "Build a chain of trust".
+
+The checks read the chains the learner built, verify them offline with
+``verify_chain`` (``cryptography``'s path validation), and then use them for
+real: a check starts a lab server for a moment (on a free port, under no
+name, so it replaces nothing) that presents the learner's chain or trusts
+the learner's root, and makes an mTLS request through it with ``attempt``.
+The other half of each handshake (the client of a server check, the server
+of a client check) comes from a throwaway CA the check makes itself, so that
+only the learner's part can make the request fail.
+
+Exercise 9.2 also proves that each path length is the smallest: it builds
+the same shape of chain under a scratch root with one path length lowered,
+and ``verify_chain`` must refuse it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ..chains import verify_chain
+from ..client import Outcome, attempt, server_certificate
+from ..diagnosis import explain
+from ..errors import LabError
+from ..files import load_certificates, load_private_key, save_chain, save_private_key
+from ..pki import CertificateAuthority, IssuedCertificate, PrivateKey, key_matches_certificate
+from ..server import MTLSServer, build_server_context
+from . import Checker, CheckResult, not_attempted
+
+__all__ = ["exercise_1", "exercise_2", "exercise_3"]
+
+LEVELS = ("region", "department", "team")
+
+
+# -- what the checks look at ----------------------------------------------------
+
+
+def _name(certificate: x509.Certificate) -> str:
+    """The commonName, or the whole subject when there is none: how the notebook names certificates."""
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else certificate.subject.rfc4514_string()
+
+
+def _constraints(certificate: x509.Certificate) -> x509.BasicConstraints | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    constraints = _constraints(certificate)
+    return constraints is not None and constraints.ca
+
+
+def _path_length(certificate: x509.Certificate) -> int | None:
+    constraints = _constraints(certificate)
+    return constraints.path_length if constraints is not None else None
+
+
+def _path_length_text(path_length: int | None) -> str:
+    return "no path length limit" if path_length is None else f"pathlen:{path_length}"
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _has_purpose(certificate: x509.Certificate, purpose: x509.ObjectIdentifier) -> bool:
+    try:
+        return purpose in certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _linked(certificates: Sequence[x509.Certificate], root: x509.Certificate) -> bool:
+    """Each certificate is signed by the next one, and the last one by the root."""
+    return all(_issued_by(below, above) for below, above in zip(certificates, [*certificates[1:], root]))
+
+
+def _request(
+    *,
+    server_chain: Sequence[x509.Certificate],
+    server_key: PrivateKey,
+    server_trusts: x509.Certificate,
+    client_chain: Sequence[x509.Certificate],
+    client_key: PrivateKey,
+    client_trusts: x509.Certificate,
+) -> Outcome:
+    """One real mTLS request: a lab server presents ``server_chain``, a client presents ``client_chain``.
+
+    Each side trusts exactly one certificate. The server runs under no name,
+    on a free port, and stops when the request is done; its files live in a
+    temporary folder that is removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
+        files = Path(folder)
+        save_chain(server_chain, files / "server-chain.crt")
+        save_private_key(server_key, files / "server.key")
+        save_chain([server_trusts], files / "server-trusts.crt")
+        save_chain(client_chain, files / "client-chain.crt")
+        save_private_key(client_key, files / "client.key")
+        save_chain([client_trusts], files / "client-trusts.crt")
+        context = build_server_context(files / "server-chain.crt", files / "server.key", files / "server-trusts.crt")
+        with MTLSServer(context, name=None, handshake_timeout=2.0) as server:
+            return attempt(
+                server.url,
+                ca_file=files / "client-trusts.crt",
+                cert_file=files / "client-chain.crt",
+                key_file=files / "client.key",
+                server=server,
+            )
+
+
+def _scratch_chain_verifies(path_lengths: Sequence[int | None]) -> bool:
+    """Does a chain of CAs with these path lengths (top first) and a client leaf pass verify_chain?"""
+    root = CertificateAuthority.create_root("scratch-root")
+    ca = root
+    for level, path_length in zip(LEVELS, path_lengths):
+        ca = ca.create_intermediate(f"scratch-{level}-ca", path_length=path_length)
+    leaf = ca.issue_client_certificate("scratch")
+    return verify_chain(leaf.certificate, roots=[root.certificate], intermediates=leaf.chain, purpose="client").ok
+
+
+# -- the exercises ----------------------------------------------------------------
+
+
+def exercise_1(
+    chain_file: str | os.PathLike[str] | None,
+    key_file: str | os.PathLike[str] | None,
+    *,
+    root_certificate: x509.Certificate,
+) -> CheckResult:
+    """9.1 A second intermediate: root -> lab-policy-ca -> lab-issuing-ca-2 -> server, served as a chain.
+
+    The file must hold what a server sends: its own certificate first, then
+    each issuer in turn, without the root (the client has it). Each path
+    length must allow exactly this depth: pathlen:1 above, pathlen:0 below.
+    The check then serves the two files to a client that trusts the root
+    alone, which can succeed only if the chain in the file is complete.
+    """
+    c = Checker(
+        "9.1", "A second intermediate",
+        hint="Unlock the root, root.create_intermediate('lab-policy-ca', path_length=...), then "
+             "policy_ca.create_intermediate('lab-issuing-ca-2', path_length=...), issue_server_certificate() from it, "
+             "and save_chain([leaf.certificate, *leaf.chain], ...).",
+    )
+    if not_attempted(chain_file, key_file):
+        return c.not_attempted()
+    for value, variable in ((chain_file, "deep_chain_file"), (key_file, "deep_key_file")):
+        if not isinstance(value, (str, os.PathLike)):
+            return c.fail(f"{variable} should be the path of the file you saved, not {type(value).__name__}")
+        if not Path(value).is_file():
+            return c.fail(f"{value} does not exist: save it (save_chain, save_private_key) and give its path")
+    assert chain_file is not None and key_file is not None
+    try:
+        certificates = load_certificates(chain_file)
+        key = load_private_key(key_file)
+    except LabError as error:
+        return c.fail(f"the files cannot be loaded: {error}")
+    leaf = certificates[0]
+    if _is_ca(leaf):
+        return c.fail(f"{Path(chain_file).name} starts with a CA certificate ({_name(leaf)}): "
+                      "the server's own certificate comes first, then its issuers")
+    c.require(_has_purpose(leaf, ExtendedKeyUsageOID.SERVER_AUTH),
+              f"it starts with the server's certificate ({_name(leaf)}, serverAuth)",
+              f"its first certificate ({_name(leaf)}) is not a server certificate: issue it with "
+              "issue_server_certificate()")
+    matches = key_matches_certificate(key, leaf)
+    c.require(matches, "deep_key_file holds the private key of that certificate",
+              "deep_key_file does not hold the key of the first certificate: save the leaf's own private_key")
+    c.require(root_certificate not in certificates, "the root stays out of the file: the client has it already",
+              "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)")
+    intermediates = [certificate for certificate in certificates[1:] if certificate != root_certificate]
+    names = ", ".join(_name(certificate) for certificate in intermediates) or "nothing"
+    c.require(len(intermediates) == 2 and all(_is_ca(certificate) for certificate in intermediates),
+              f"two intermediates follow the leaf ({names})",
+              f"the leaf is followed by {names}: a chain with a second intermediate holds the leaf, "
+              "lab-issuing-ca-2 and lab-policy-ca")
+    linked = _linked([leaf, *intermediates], root_certificate)
+    c.require(linked, "each certificate is followed by its issuer, and the last one was signed by lab-root-ca",
+              "the certificates are not in order, or do not lead to lab-root-ca: each must be followed by the CA "
+              "that signed it, and the last intermediate must come from the root (unlock it with PASSPHRASE)")
+    if len(intermediates) == 2 and linked:
+        lower, upper = intermediates
+        upper_length, lower_length = _path_length(upper), _path_length(lower)
+        c.require(upper_length == 1,
+                  f"{_name(upper)} has pathlen:1: one CA may follow it, exactly what this chain needs",
+                  f"{_name(upper)} has {_path_length_text(upper_length)}: "
+                  + ("then it may not sign a CA at all; give it path_length=1" if upper_length == 0 else
+                     "that allows more CAs below it than this chain needs; give it path_length=1"))
+        c.require(lower_length == 0,
+                  f"{_name(lower)} has pathlen:0: it signs leaves only",
+                  f"{_name(lower)} has {_path_length_text(lower_length)}: an issuing CA gets path_length=0, "
+                  "so that its key cannot create a CA")
+    verdict = verify_chain(leaf, roots=[root_certificate], intermediates=intermediates, purpose="server",
+                           name="localhost")
+    c.require(verdict.ok, "verify_chain accepts it for localhost, with lab-root-ca as the only root",
+              f"verify_chain refuses it: {verdict.error}")
+    if verdict.ok and matches:
+        visitors = CertificateAuthority.create_root("check-client-ca")
+        visitor = visitors.issue_client_certificate("visitor")
+        outcome = _request(server_chain=certificates, server_key=key, server_trusts=visitors.certificate,
+                           client_chain=[visitor.certificate], client_key=visitor.private_key,
+                           client_trusts=root_certificate)
+        c.require(outcome.ok, "a lab server sent your chain, and a client that trusts only lab-root-ca accepted it",
+                  f"a lab server sent your chain, and a client that trusts only lab-root-ca got: {outcome}")
+    else:
+        c.require(False, "", "a real request through a server sending this chain: not tried until verify_chain "
+                             "accepts it and the key matches")
+    return c.result()
+
+
+def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certificate) -> CheckResult:
+    """9.2 Three CAs below the root, each with the smallest path length: the rule, found by experiment.
+
+    A CA's path length counts the CAs that may follow it below, never the
+    leaf: the smallest values for three CAs are 2, 1 and 0. The check does not
+    compare numbers: it lowers each path length on a scratch copy of the
+    chain and shows that ``verify_chain`` then refuses it. It also makes a
+    real request in which alice sends her whole chain to a server that trusts
+    the root alone.
+    """
+    c = Checker(
+        "9.2", "Three CAs below the root",
+        hint="A path length counts the CAs that may still follow below a CA, not the leaf. "
+             "Try values with verify_chain(..., purpose='client') and keep the smallest that passes.",
+    )
+    if not_attempted(issued):
+        return c.not_attempted()
+    if not isinstance(issued, IssuedCertificate):
+        return c.fail(f"three_cas_alice should be what issue_client_certificate returns (an IssuedCertificate, "
+                      f"with the certificate, its key and its chain), not {type(issued).__name__}")
+    leaf, chain = issued.certificate, list(issued.chain)  # chain: nearest CA first
+    c.require(_has_purpose(leaf, ExtendedKeyUsageOID.CLIENT_AUTH) and not _is_ca(leaf),
+              f"it is a client certificate ({_name(leaf)}, clientAuth)",
+              "it is not a client certificate: issue it with issue_client_certificate(...) from the lowest CA")
+    cas_ok = len(chain) == 3 and all(_is_ca(certificate) for certificate in chain)
+    names = " -> ".join(_name(certificate) for certificate in reversed(chain)) or "nothing"
+    c.require(cas_ok, f"three CAs stand between it and the root ({names})",
+              f"the CAs between it and the root are: {names}; build three (a region, a department and a team CA)")
+    linked = _linked([leaf, *chain], root_certificate)
+    c.require(linked, "each CA was signed by the one above it, and the top one by lab-root-ca",
+              "the chain does not lead to lab-root-ca: create the top CA from the root (unlock it with PASSPHRASE), "
+              "and each lower CA from the one above it")
+    verdict = verify_chain(leaf, roots=[root_certificate], intermediates=chain, purpose="client")
+    c.require(verdict.ok, "verify_chain accepts the chain",
+              f"verify_chain refuses the chain: {verdict.error}")
+    if cas_ok and linked:
+        top_first = list(reversed(chain))
+        lengths = [_path_length(certificate) for certificate in top_first]
+        for position, (certificate, length) in enumerate(zip(top_first, lengths)):
+            name = _name(certificate)
+            if length is None:
+                c.require(False, "", f"{name} has no path length limit: that allows any depth below it; "
+                                     "give it the smallest number that still works")
+            elif length == 0:
+                c.require(True, f"{name} has pathlen:0, the smallest there is", "")
+            elif verdict.ok:
+                lower = [*lengths[:position], length - 1, *lengths[position + 1:]]
+                refused = not _scratch_chain_verifies(lower)
+                c.require(refused,
+                          f"{name} has pathlen:{length}, the smallest: with {length - 1} verify_chain refuses the chain",
+                          f"{name} has pathlen:{length}, more than needed: with {length - 1} the chain still verifies")
+    if verdict.ok:
+        servers = CertificateAuthority.create_root("check-server-ca")
+        server = servers.issue_server_certificate()
+        outcome = _request(server_chain=[server.certificate], server_key=server.private_key,
+                           server_trusts=root_certificate, client_chain=[leaf, *chain], client_key=issued.private_key,
+                           client_trusts=servers.certificate)
+        expected = f"Hello, {_name(leaf)}\n"
+        c.require(outcome.ok and outcome.body == expected,
+                  f"it sent its four certificates to a server that trusts only lab-root-ca, and was greeted "
+                  f"{expected.strip()!r}",
+                  f"it sent its four certificates to a server that trusts only lab-root-ca, and got: {outcome}")
+    return c.result()
+
+
+def exercise_3(
+    server: MTLSServer | None,
+    client_ca: CertificateAuthority | None,
+    *,
+    root_certificate: x509.Certificate,
+    server_issuing_ca: CertificateAuthority,
+) -> CheckResult:
+    """9.3 CAs for both, under one root: the server trusts only the CA that issues client certificates.
+
+    One offline root, two issuing CAs below it. The check issues a client
+    certificate from each and makes real requests to the learner's server:
+    the client CA's must get in, the server-issuing CA's must not, although
+    both lead to the same root. Each request trusts only the root, so the
+    server must also send its chain.
+    """
+    c = Checker(
+        "9.3", "CAs for both, under one root",
+        hint="Load only the client CA's certificate as the server's ca_file, and set "
+             "context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN so that a path may end at it.",
+    )
+    if not_attempted(server, client_ca):
+        return c.not_attempted()
+    if not isinstance(client_ca, CertificateAuthority):
+        return c.fail(f"client_issuing_ca should be the CertificateAuthority you created (root.create_intermediate(...)), "
+                      f"not {type(client_ca).__name__}")
+    if not isinstance(server, MTLSServer):
+        return c.fail(f"split_server should be the MTLSServer you started, not {type(server).__name__}")
+    if not server.running:
+        return c.fail("split_server is not running: start() it, and keep it running until the check has run")
+    ca_certificate = client_ca.certificate
+    from_root = _issued_by(ca_certificate, root_certificate)
+    c.require(from_root, f"{_name(ca_certificate)} is an intermediate of lab-root-ca",
+              f"{_name(ca_certificate)} was not signed by lab-root-ca: create it with root.create_intermediate(...)")
+    separate = ca_certificate.public_key() != server_issuing_ca.certificate.public_key()
+    c.require(separate, f"{_name(ca_certificate)} is a CA of its own, apart from lab-issuing-ca",
+              "client_issuing_ca is lab-issuing-ca itself: create a new intermediate for the clients")
+    length = _path_length(ca_certificate)
+    c.require(length == 0, f"{_name(ca_certificate)} has pathlen:0: it issues client certificates only",
+              f"{_name(ca_certificate)} has {_path_length_text(length)}: an issuing CA gets path_length=0")
+    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
+        files = Path(folder)
+        save_chain([root_certificate], files / "root.crt")
+
+        def as_client(issued: IssuedCertificate, issuer: x509.Certificate, stem: str) -> Outcome:
+            save_chain([issued.certificate, issuer], files / f"{stem}-chain.crt")  # the leaf and its issuing CA
+            save_private_key(issued.private_key, files / f"{stem}.key")
+            return attempt(server.url, ca_file=files / "root.crt", cert_file=files / f"{stem}-chain.crt",
+                           key_file=files / f"{stem}.key", server=server)
+
+        member = as_client(client_ca.issue_client_certificate("dana"), ca_certificate, "member")
+        if not member.ok and member.error is not None and explain(member.error).key == "server-ca-not-trusted":
+            c.require(False, "", "a client that trusts only lab-root-ca refused your server's certificate: serve "
+                                 "server-chain.crt (the leaf and lab-issuing-ca)")
+        elif not member.ok and member.server_reason == "unable to get issuer certificate":
+            c.require(False, "", "your server refused dana, a client of your client CA (it recorded 'unable to get "
+                                 "issuer certificate'): OpenSSL looks for a self-signed root; set "
+                                 "ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags")
+        else:
+            c.require(member.ok and member.body == "Hello, dana\n",
+                      f"dana, issued by {_name(ca_certificate)}, got in: 'Hello, dana'",
+                      f"dana, issued by {_name(ca_certificate)}, got: {member}: the server must trust your client CA")
+        outsider = as_client(server_issuing_ca.issue_client_certificate("alice"), server_issuing_ca.certificate,
+                             "outsider")
+        c.require(not outsider.ok and outsider.server_reason is not None,
+                  f"alice, issued by lab-issuing-ca, was refused by the server ({outsider.server_reason})",
+                  "alice, issued by lab-issuing-ca, got in: the server trusts more than the client CA (the root?); "
+                  "give it the client CA's certificate alone" if outsider.ok else
+                  f"alice, issued by lab-issuing-ca, failed, but not because the server refused her: {outsider}")
+        if member.ok:
+            presented = server_certificate(server.url, ca_file=files / "root.crt",
+                                           cert_file=files / "member-chain.crt", key_file=files / "member.key")
+            issuer = presented.issuer.rfc4514_string()
+            c.require(not _issued_by(presented, ca_certificate),
+                      f"the server's own certificate comes from {issuer}, not from the client CA",
+                      f"the server's own certificate was issued by {_name(ca_certificate)}: that CA is for clients "
+                      "only; serve server-chain.crt")
+    return c.result()
