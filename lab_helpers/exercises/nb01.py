@@ -13,16 +13,11 @@ from typing import Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from . import Checker, CheckResult, not_attempted
+from .evidence import display_name
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
-
-
-def _label(certificate: x509.Certificate) -> str:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else certificate.subject.rfc4514_string()
 
 
 def _is_root_of(certificate: x509.Certificate, roots: Sequence[x509.Certificate]) -> bool:
@@ -54,8 +49,8 @@ def exercise_1(
     smallest = min(rsa_sizes)
     c.require(
         _is_root_of(rsa_root, roots),
-        f"{_label(rsa_root)} is one of the trusted roots",
-        f"{_label(rsa_root)} is not in `roots`: pick the certificate from that list",
+        f"{display_name(rsa_root)} is one of the trusted roots",
+        f"{display_name(rsa_root)} is not in `roots`: pick the certificate from that list",
     )
     key = rsa_root.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
@@ -63,7 +58,7 @@ def exercise_1(
         c.require(
             False,
             "",
-            f"{_label(rsa_root)} has an {kind} key, not RSA: test isinstance(root.public_key(), rsa.RSAPublicKey)",
+            f"{display_name(rsa_root)} has an {kind} key, not RSA: test isinstance(root.public_key(), rsa.RSAPublicKey)",
         )
         return c.result()
     c.require(
@@ -75,7 +70,7 @@ def exercise_1(
     c.require(
         isinstance(rsa_bits, int) and rsa_bits == key.key_size,
         f"smallest_rsa_bits = {key.key_size} matches the key",
-        f"smallest_rsa_bits is {rsa_bits!r}, but the key of {_label(rsa_root)} has {key.key_size} bits "
+        f"smallest_rsa_bits is {rsa_bits!r}, but the key of {display_name(rsa_root)} has {key.key_size} bits "
         "(public_key().key_size, an int)",
     )
     return c.result()
@@ -110,14 +105,14 @@ def exercise_2(
     firsts = [root for root in roots if root.not_valid_after_utc == first_end]
     c.require(
         _is_root_of(soonest_root, roots),
-        f"{_label(soonest_root)} is one of the trusted roots",
-        f"{_label(soonest_root)} is not in `roots`: pick the certificate from that list",
+        f"{display_name(soonest_root)} is one of the trusted roots",
+        f"{display_name(soonest_root)} is not in `roots`: pick the certificate from that list",
     )
     mine = soonest_root.not_valid_after_utc
     c.require(
         mine == first_end,
-        f"{_label(soonest_root)} ends on {mine:%Y-%m-%d}: no root ends earlier",
-        f"{_label(soonest_root)} ends on {mine:%Y-%m-%d}, but {_label(firsts[0])} ends earlier, on {first_end:%Y-%m-%d}: "
+        f"{display_name(soonest_root)} ends on {mine:%Y-%m-%d}: no root ends earlier",
+        f"{display_name(soonest_root)} ends on {mine:%Y-%m-%d}, but {display_name(firsts[0])} ends earlier, on {first_end:%Y-%m-%d}: "
         "compare not_valid_after_utc (the end), not not_valid_before_utc (the start)",
     )
     expected_days = (first_end - now).days

@@ -14,8 +14,7 @@ import stat
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -24,6 +23,7 @@ from ..errors import KeyPasswordError, LabError
 from ..files import load_private_key
 from ..pki import CertificateAuthority, PrivateKey, key_matches_certificate
 from . import Checker, CheckResult, not_attempted
+from .evidence import extension, public_key_der, signed_by
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
 
@@ -42,21 +42,6 @@ def _flags_on(usage: x509.KeyUsage) -> set[str]:
         except ValueError:  # encipher_only/decipher_only raise unless key_agreement is set
             pass
     return on
-
-
-def _extension(certificate: x509.Certificate, kind: type) -> x509.Extension | None:
-    try:
-        return certificate.extensions.get_extension_for_class(kind)
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _self_signed(certificate: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(certificate)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def exercise_1(
@@ -92,12 +77,12 @@ def exercise_1(
         "decade_ca_key does not belong to decade_ca_cert: put decade_ca_key.public_key() in the builder",
     )
     c.require(
-        certificate.subject == certificate.issuer and _self_signed(certificate),
+        certificate.subject == certificate.issuer and signed_by(certificate, certificate),
         "it is self-signed: issuer = subject, and its own key verifies the signature",
         "it is not self-signed: use the same name for subject_name and issuer_name, and sign with decade_ca_key",
     )
 
-    constraints = _extension(certificate, x509.BasicConstraints)
+    constraints = extension(certificate, x509.BasicConstraints)
     if constraints is None:
         c.require(
             False, "", "BasicConstraints is missing: add x509.BasicConstraints(ca=True, path_length=1), critical=True"
@@ -111,7 +96,7 @@ def exercise_1(
             f"the path length is {constraints.value.path_length}, not 1: path_length=1",
         )
 
-    usage = _extension(certificate, x509.KeyUsage)
+    usage = extension(certificate, x509.KeyUsage)
     if usage is None:
         c.require(False, "", "KeyUsage is missing: add the KeyUsage of step 6, critical=True")
     else:
@@ -126,7 +111,7 @@ def exercise_1(
             f"KeyUsage also allows {', '.join(others)}: a CA key needs only key_cert_sign and crl_sign",
         )
 
-    ski = _extension(certificate, x509.SubjectKeyIdentifier)
+    ski = extension(certificate, x509.SubjectKeyIdentifier)
     if ski is None:
         c.require(False, "", "SubjectKeyIdentifier is missing: x509.SubjectKeyIdentifier.from_public_key(...)")
     else:  # any identifier works (RFC 5280 suggests a SHA-1 of the key): what counts is that it is there
@@ -135,7 +120,7 @@ def exercise_1(
             "it has a SubjectKeyIdentifier",
             "its SubjectKeyIdentifier is empty: x509.SubjectKeyIdentifier.from_public_key(decade_ca_key.public_key())",
         )
-        aki = _extension(certificate, x509.AuthorityKeyIdentifier)
+        aki = extension(certificate, x509.AuthorityKeyIdentifier)
         if aki is not None:
             c.require(
                 aki.value.key_identifier == ski.value.digest,
@@ -212,11 +197,11 @@ def _twin_with_cert_sign(certificate: x509.Certificate, private_key: PrivateKey)
         .not_valid_after(certificate.not_valid_after_utc)
     )
     on = {"key_cert_sign", "crl_sign"}
-    for extension in certificate.extensions:
-        if isinstance(extension.value, x509.KeyUsage):
-            on |= _flags_on(extension.value)
+    for ext in certificate.extensions:
+        if isinstance(ext.value, x509.KeyUsage):
+            on |= _flags_on(ext.value)
             continue
-        builder = builder.add_extension(extension.value, critical=extension.critical)
+        builder = builder.add_extension(ext.value, critical=ext.critical)
     flags = {flag: flag in on for flag in _FLAGS}
     if not flags["key_agreement"]:  # cryptography allows these two only together with key_agreement
         flags["encipher_only"] = flags["decipher_only"] = False
@@ -227,10 +212,10 @@ def _twin_with_cert_sign(certificate: x509.Certificate, private_key: PrivateKey)
 
 def _chain_verdict(leaf: x509.Certificate, root: x509.Certificate) -> ChainVerdict | None:
     """Verify ``leaf`` as what it is: a server certificate for its first name, or a client certificate."""
-    usage = _extension(leaf, x509.ExtendedKeyUsage)
+    usage = extension(leaf, x509.ExtendedKeyUsage)
     purposes = list(usage.value) if usage is not None else []
     if ExtendedKeyUsageOID.SERVER_AUTH in purposes:
-        san = _extension(leaf, x509.SubjectAlternativeName)
+        san = extension(leaf, x509.SubjectAlternativeName)
         names = list(san.value) if san is not None else []
         name = next((entry for entry in names if isinstance(entry, (x509.DNSName, x509.IPAddress))), None)
         if name is None:
@@ -267,14 +252,14 @@ def exercise_2(
     if ca_private_key is None or not hasattr(ca_private_key, "public_key"):
         return c.fail("no_sign_ca_key should be the private key of no_sign_ca_cert")
 
-    constraints = _extension(ca_certificate, x509.BasicConstraints)
+    constraints = extension(ca_certificate, x509.BasicConstraints)
     c.require(
         constraints is not None and constraints.value.ca and constraints.critical,
         "it claims to be a CA (critical BasicConstraints CA:TRUE), so only its KeyUsage is wrong",
         "it does not claim to be a CA: keep BasicConstraints(ca=True, path_length=None), critical=True, "
         "so that keyCertSign is the only thing missing",
     )
-    usage = _extension(ca_certificate, x509.KeyUsage)
+    usage = extension(ca_certificate, x509.KeyUsage)
     if usage is None:
         c.require(
             False, "", "it has no KeyUsage at all, which allows every use: add a KeyUsage with key_cert_sign=False"
@@ -290,11 +275,7 @@ def exercise_2(
         "no_sign_ca_key is its key",
         "no_sign_ca_key does not belong to no_sign_ca_cert",
     )
-    try:
-        leaf.verify_directly_issued_by(ca_certificate)
-        signed = True
-    except (ValueError, TypeError, InvalidSignature):
-        signed = False
+    signed = signed_by(leaf, ca_certificate)
     c.require(
         signed,
         "its key signed no_sign_leaf (the signature itself is fine)",
@@ -379,5 +360,4 @@ def exercise_3(
 
 def _same_key(a: PrivateKey, b: PrivateKey) -> bool:
     """Two private keys are the same key when their public halves are."""
-    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    return a.public_key().public_bytes(der, spki) == b.public_key().public_bytes(der, spki)
+    return public_key_der(a) == public_key_der(b)

@@ -11,7 +11,6 @@ import datetime
 import ipaddress
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import VerificationError
@@ -20,26 +19,12 @@ from ..chains import verify_chain
 from ..errors import LabError, TamperedCSRError
 from ..pki import CertificateAuthority
 from . import Checker, CheckResult, not_attempted
+from .evidence import has_purpose, public_key_der, signed_by, subject_alternative_names
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
 
 API_NAME = "api.localhost"
 API_ADDRESS = ipaddress.ip_address("127.0.0.2")
-
-
-def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _san(item: x509.Certificate | x509.CertificateSigningRequest) -> list[x509.GeneralName]:
-    try:
-        return list(item.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except (x509.ExtensionNotFound, ValueError):
-        return []
 
 
 def exercise_1(certificate: x509.Certificate | None, *, ca_certificate: x509.Certificate) -> CheckResult:
@@ -59,11 +44,11 @@ def exercise_1(certificate: x509.Certificate | None, *, ca_certificate: x509.Cer
     if not isinstance(certificate, x509.Certificate):
         return c.fail("api_certificate should be an x509.Certificate, what ca.sign_csr(...) returns")
     c.require(
-        _signed_by(certificate, ca_certificate),
+        signed_by(certificate, ca_certificate),
         "the lab CA signed it",
         "the lab CA did not sign it: sign the request with the notebook's `ca`",
     )
-    names = _san(certificate)
+    names = subject_alternative_names(certificate)
     dns = [entry.value for entry in names if isinstance(entry, x509.DNSName)]
     ips = [entry.value for entry in names if isinstance(entry, x509.IPAddress)]
     c.require(
@@ -85,12 +70,8 @@ def exercise_1(certificate: x509.Certificate | None, *, ca_certificate: x509.Cer
             f"its SAN holds IP:{API_ADDRESS}",
             f"its SAN has no IP entry {API_ADDRESS}: add x509.IPAddress(ipaddress.ip_address('{API_ADDRESS}'))",
         )
-    try:
-        purposes = list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        purposes = []
     c.require(
-        ExtendedKeyUsageOID.SERVER_AUTH in purposes,
+        has_purpose(certificate, ExtendedKeyUsageOID.SERVER_AUTH),
         "its ExtendedKeyUsage allows serverAuth",
         "it is not a server certificate (no serverAuth): sign with profile='server'",
     )
@@ -106,8 +87,8 @@ def exercise_1(certificate: x509.Certificate | None, *, ca_certificate: x509.Cer
 
 def _asks_for(csr: x509.CertificateSigningRequest) -> tuple[bytes, bytes, list[str]]:
     """What a request asks for: its subject, its public key and its names."""
-    spki = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return csr.subject.public_bytes(), spki, sorted(map(str, _san(csr)))
+    spki = public_key_der(csr)
+    return csr.subject.public_bytes(), spki, sorted(map(str, subject_alternative_names(csr)))
 
 
 def exercise_2(
@@ -196,7 +177,7 @@ def exercise_3(
     if not isinstance(certificate, x509.Certificate):
         return c.fail("one_day_certificate should be an x509.Certificate")
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    c.require(_signed_by(certificate, ca_certificate), "the lab CA signed it", "the lab CA did not sign it")
+    c.require(signed_by(certificate, ca_certificate), "the lab CA signed it", "the lab CA did not sign it")
     lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
     c.require(
         lifetime == datetime.timedelta(days=1),
@@ -208,7 +189,7 @@ def exercise_3(
         "it is valid already (it starts in the past)",
         "it starts in the future: leave valid_from out, or give an aware time a few minutes ago",
     )
-    name = next((entry for entry in _san(certificate) if isinstance(entry, (x509.DNSName, x509.IPAddress))), None)
+    name = next((entry for entry in subject_alternative_names(certificate) if isinstance(entry, (x509.DNSName, x509.IPAddress))), None)
     if name is None:
         return c.fail("it has no DNS or IP name in its SAN, so no client could accept it: issue it for localhost")
     today = verify_chain(certificate, roots=[ca_certificate], name=name, at=now)

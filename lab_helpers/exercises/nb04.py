@@ -9,24 +9,26 @@ replaces nothing), presents the learner's certificate and key with
 
 from __future__ import annotations
 
-import datetime
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from ..client import Outcome, attempt
-from ..files import save_certificate, save_private_key
 from ..pki import CertificateAuthority, IssuedCertificate, PrivateKey, key_matches_certificate
-from ..server import MTLSServer, build_server_context
 from . import Checker, CheckResult, not_attempted
+from .evidence import (
+    common_name,
+    extended_key_usages,
+    extension,
+    is_private_key,
+    request_through_a_lab_server,
+    signed_by,
+    valid_now,
+)
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3", "exercise_4"]
 
@@ -45,75 +47,10 @@ def _unpack(certificate: object, key: object) -> tuple[object, object]:
     return certificate, key
 
 
-def _is_private_key(key: object) -> bool:
-    return isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey))
-
-
-def _common_name(certificate: x509.Certificate) -> str | None:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else None
-
-
-def _san(certificate: x509.Certificate) -> x509.SubjectAlternativeName | None:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _purposes(certificate: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
-    """The ExtendedKeyUsage purposes, or None when the certificate has no ExtendedKeyUsage at all."""
-    try:
-        return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _purpose_names(purposes: list[x509.ObjectIdentifier] | None) -> str:
     if purposes is None:
         return "no ExtendedKeyUsage at all"
     return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in purposes) or "an empty ExtendedKeyUsage"
-
-
-def _signed_by(certificate: x509.Certificate, ca_certificate: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(ca_certificate)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _valid_now(certificate: x509.Certificate) -> bool:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
-
-
-def _request_through_a_lab_server(
-    certificate: x509.Certificate, key: PrivateKey, ca: CertificateAuthority
-) -> Outcome:
-    """One real mTLS request with ``certificate`` and ``key`` to a lab server that trusts ``ca``.
-
-    The server gets a fresh certificate from ``ca`` and runs under no name,
-    so that it never replaces a server the notebook runs; files live in a
-    temporary folder that is removed afterwards.
-    """
-    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
-        files = Path(folder)
-        server_issued = ca.issue_server_certificate()
-        save_certificate(ca.certificate, files / "ca.crt")
-        save_certificate(server_issued.certificate, files / "server.crt")
-        save_private_key(server_issued.private_key, files / "server.key")
-        save_certificate(certificate, files / "client.crt")
-        save_private_key(key, files / "client.key")
-        context = build_server_context(files / "server.crt", files / "server.key", files / "ca.crt")
-        with MTLSServer(context, name=None, handshake_timeout=2.0) as server:
-            return attempt(
-                server.url,
-                ca_file=files / "ca.crt",
-                cert_file=files / "client.crt",
-                key_file=files / "client.key",
-                server=server,
-            )
 
 
 def _certificate_and_key_problem(certificate: object, key: object, names: tuple[str, str]) -> str | None:
@@ -121,7 +58,7 @@ def _certificate_and_key_problem(certificate: object, key: object, names: tuple[
     certificate_name, key_name = names
     if not isinstance(certificate, x509.Certificate):
         return f"{certificate_name} should be an x509.Certificate (what ca.sign_csr returns), not {type(certificate).__name__}"
-    if not _is_private_key(key):
+    if not is_private_key(key):
         return (f"{key_name} should be the certificate's private key (an EC, RSA or Ed25519 private key), "
                 f"not {type(key).__name__}")
     return None
@@ -150,25 +87,25 @@ def exercise_1(certificate: x509.Certificate | None, key: PrivateKey | None, *, 
         return c.fail(problem)
     assert isinstance(certificate, x509.Certificate)
     subject = certificate.subject.rfc4514_string() or "empty"
-    c.require(_common_name(certificate) == "bob", "its subject is CN=bob (the name the server greets)",
+    c.require(common_name(certificate) == "bob", "its subject is CN=bob (the name the server greets)",
               f"its subject is {subject}: write the CSR with CN=bob")
-    san = _san(certificate)
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier) if san else []
-    emails = san.get_values_for_type(x509.RFC822Name) if san else []
+    san = extension(certificate, x509.SubjectAlternativeName)
+    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier) if san else []
+    emails = san.value.get_values_for_type(x509.RFC822Name) if san else []
     c.require(uris == [BOB_URI], f"its SAN holds the URI {BOB_URI}",
               f"its SAN URIs are {uris}: the SAN needs exactly the URI {BOB_URI}")
     c.require(emails == [BOB_EMAIL], f"its SAN holds the email {BOB_EMAIL}",
               f"its SAN emails are {emails}: add {BOB_EMAIL} to names=[...] (an x509.RFC822Name)")
-    purposes = _purposes(certificate)
+    purposes = extended_key_usages(certificate)
     c.require(purposes == [ExtendedKeyUsageOID.CLIENT_AUTH], "its ExtendedKeyUsage is clientAuth only",
               f"its ExtendedKeyUsage is {_purpose_names(purposes)}: sign with profile='client'")
-    signed = _signed_by(certificate, ca.certificate)
+    signed = signed_by(certificate, ca.certificate)
     c.require(signed, "the lab CA signed it", "the lab CA did not sign it: sign the CSR with `ca`, the lab CA")
     matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
     c.require(matches, "bob_key is the private key of bob_certificate",
               "bob_key is not the key of bob_certificate: sign the CSR you made with bob_key")
-    if signed and matches and _valid_now(certificate):
-        outcome = _request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
+    if signed and matches and valid_now(certificate):
+        outcome = request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
         c.require(outcome.ok and outcome.body == "Hello, bob\n",
                   "a real mTLS request with it was answered 'Hello, bob'",
                   f"a real mTLS request with it got: {outcome} (expected 'Hello, bob')")
@@ -196,23 +133,23 @@ def exercise_2(certificate: x509.Certificate | None, key: PrivateKey | None, *, 
     if problem:
         return c.fail(problem)
     assert isinstance(certificate, x509.Certificate)
-    signed = _signed_by(certificate, ca.certificate)
+    signed = signed_by(certificate, ca.certificate)
     c.require(signed, "the lab CA signed it (so the CA is not the reason)",
               "the lab CA did not sign it: the server would refuse it for its CA, not its purpose; sign it with `ca`")
-    valid = _valid_now(certificate)
+    valid = valid_now(certificate)
     c.require(valid, "it is valid now (so the dates are not the reason)",
               "it is not valid now: the server would refuse it for its dates; keep the default validity")
     matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
     c.require(matches, "wrong_purpose_key is its private key",
               "wrong_purpose_key is not the key of wrong_purpose_certificate: pass the key its CSR was made with")
-    purposes = _purposes(certificate)
+    purposes = extended_key_usages(certificate)
     c.require(purposes is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in purposes,
               f"its ExtendedKeyUsage ({_purpose_names(purposes)}) lacks clientAuth",
               "it has no ExtendedKeyUsage at all, which OpenSSL reads as 'any purpose': give it one without "
               "clientAuth (the server profile)" if purposes is None else
               f"its ExtendedKeyUsage ({_purpose_names(purposes)}) includes clientAuth: use a profile without it")
     if signed and valid and matches:
-        outcome = _request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
+        outcome = request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
         c.require(not outcome.ok and outcome.server_reason == WRONG_PURPOSE,
                   f"a real mTLS server refused it, and recorded '{WRONG_PURPOSE}'",
                   "a real mTLS server accepted it" if outcome.ok else
@@ -249,15 +186,15 @@ def exercise_3(
     if problem:
         return c.fail(problem)
     assert isinstance(certificate, x509.Certificate)
-    c.require(_san(certificate) is None, "it has no SubjectAlternativeName extension",
+    c.require(extension(certificate, x509.SubjectAlternativeName) is None, "it has no SubjectAlternativeName extension",
               "it still has a SubjectAlternativeName: pass names=[] to ca.sign_csr")
-    common_name = _common_name(certificate)
-    c.require(common_name is not None, f"its subject still names the client (CN={common_name})",
+    subject_cn = common_name(certificate)
+    c.require(subject_cn is not None, f"its subject still names the client (CN={subject_cn})",
               "its subject has no commonName: sign a CSR whose subject has one, such as client_csr")
-    purposes = _purposes(certificate)
+    purposes = extended_key_usages(certificate)
     c.require(purposes == [ExtendedKeyUsageOID.CLIENT_AUTH], "it is a client certificate (clientAuth only)",
               f"its ExtendedKeyUsage is {_purpose_names(purposes)}: sign with profile='client'")
-    signed = _signed_by(certificate, ca.certificate)
+    signed = signed_by(certificate, ca.certificate)
     c.require(signed, "the lab CA signed it", "the lab CA did not sign it: sign it with `ca`")
     try:
         PolicyBuilder().store(Store([ca.certificate])).build_client_verifier().verify(certificate, [])
@@ -276,10 +213,10 @@ def exercise_3(
     matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
     c.require(matches, "nameless_key is its private key",
               "nameless_key is not the key of nameless_certificate: pass the key its CSR was made with")
-    if signed and matches and common_name is not None and _valid_now(certificate):
-        outcome = _request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
-        c.require(outcome.ok and outcome.body == f"Hello, {common_name}\n",
-                  f"a real mTLS server (OpenSSL) accepted it and greeted {common_name} by the commonName",
+    if signed and matches and subject_cn is not None and valid_now(certificate):
+        outcome = request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
+        c.require(outcome.ok and outcome.body == f"Hello, {subject_cn}\n",
+                  f"a real mTLS server (OpenSSL) accepted it and greeted {subject_cn} by the commonName",
                   f"a real mTLS request with it got: {outcome}")
     return c.result()
 

@@ -18,17 +18,9 @@ from ..diagnosis import explain
 from ..files import LabPaths, load_certificate, load_certificate_authority, save_certificate, save_private_key
 from ..server import LabRequestHandler, MTLSServer
 from . import Checker, CheckResult, not_attempted
+from .evidence import extension, server_problem
 
 __all__ = ["exercise_1", "exercise_2"]
-
-
-def _server_problem(server: object, variable: str) -> str | None:
-    """Why ``server`` cannot be examined, in words (None when it is a running MTLSServer)."""
-    if not isinstance(server, MTLSServer):
-        return f"{variable} should be the MTLSServer you started, not {type(server).__name__}"
-    if not server.running:
-        return f"{variable} is not running: start() it, and keep it running until the check has run"
-    return None
 
 
 def _as_alice(server: MTLSServer, paths: LabPaths) -> Outcome:
@@ -36,11 +28,10 @@ def _as_alice(server: MTLSServer, paths: LabPaths) -> Outcome:
 
 
 def _first_uri(certificate: x509.Certificate) -> str | None:
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    san = extension(certificate, x509.SubjectAlternativeName)
+    if san is None:
         return None
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
     return uris[0] if uris else None
 
 
@@ -57,7 +48,7 @@ def exercise_1(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
     )
     if not_attempted(server):
         return c.not_attempted()
-    problem = _server_problem(server, "tls13_server")
+    problem = server_problem(server, "tls13_server")
     if problem:
         return c.fail(problem)
     assert isinstance(server, MTLSServer)
@@ -105,7 +96,7 @@ def exercise_2(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
     )
     if not_attempted(server):
         return c.not_attempted()
-    problem = _server_problem(server, "uri_server")
+    problem = server_problem(server, "uri_server")
     if problem:
         return c.fail(problem)
     assert isinstance(server, MTLSServer)

@@ -16,7 +16,6 @@ from typing import Any
 
 import requests
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ..catalog import CatalogLab
@@ -26,6 +25,7 @@ from ..errors import LabError
 from ..files import load_certificate, save_certificate, save_private_key
 from ..server import MTLSServer, build_server_context
 from . import Checker, CheckResult, not_attempted
+from .evidence import extension, has_purpose, signed_by
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3", "live_not_yet_valid_server_reason"]
 
@@ -60,21 +60,13 @@ def exercise_1(certificate: x509.Certificate | None, outcome: Outcome | None, *,
         "the certificate carries an extension nobody knows, marked critical",
         "the certificate has no unrecognised extension marked critical: add x509.UnrecognizedExtension(...) with critical=True",
     )
-    try:
-        certificate.verify_directly_issued_by(ca_certificate)
-        signed_by_lab_ca = True
-    except (InvalidSignature, ValueError, TypeError):  # bad signature, other issuer name, other key type
-        signed_by_lab_ca = False
+    signed_by_lab_ca = signed_by(certificate, ca_certificate)
     c.require(
         signed_by_lab_ca,
         "it is signed by the lab CA, so the chain is not what the server objects to",
         "it is not signed by the lab CA: set issuer_name to the lab CA's subject and sign with lab.ca.private_key",
     )
-    try:
-        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        client_auth = ExtendedKeyUsageOID.CLIENT_AUTH in usages
-    except x509.ExtensionNotFound:
-        client_auth = False
+    client_auth = has_purpose(certificate, ExtendedKeyUsageOID.CLIENT_AUTH)
     c.require(
         client_auth,
         "it keeps alice's EKU clientAuth: one thing changed, not two",
@@ -206,11 +198,8 @@ def exercise_3(
         load_certificate(verify)
     except LabError as error:
         return c.fail(f"the files cannot be used: {error}")
-    try:
-        names = server_certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns_names = set(names.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        dns_names = set()
+    names = extension(server_certificate, x509.SubjectAlternativeName)
+    dns_names = set(names.value.get_values_for_type(x509.DNSName)) if names is not None else set()
     c.require(
         "api.example.com" in dns_names,
         "the server's certificate still names api.example.com",

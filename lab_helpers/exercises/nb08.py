@@ -9,13 +9,12 @@ notebook's CAs (a lab service, a look-alike, one minted by the partner CA).
 from __future__ import annotations
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..authz import AccessPolicy
 from ..identity import fingerprint, identity_from_certificate
 from ..pki import CertificateAuthority
 from . import Checker, CheckResult, not_attempted
+from .evidence import public_key_der, signed_by
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
 
@@ -132,10 +131,6 @@ def exercise_2(policy: AccessPolicy | None, *, lab_ca: CertificateAuthority, par
     return c.result()
 
 
-def _public_key_der(certificate: x509.Certificate) -> bytes:
-    return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
 def exercise_3(
     policy: AccessPolicy | None,
     same_key: x509.Certificate | None,
@@ -159,7 +154,7 @@ def exercise_3(
     if not isinstance(same_key, x509.Certificate):
         return c.fail("alice_same_key should be an x509.Certificate, e.g. lab_ca.sign_csr(alice.csr, profile='client')")
     c.require(
-        _public_key_der(same_key) == _public_key_der(alice),
+        public_key_der(same_key) == public_key_der(alice),
         "alice_same_key carries alice's public key",
         "alice_same_key has another public key: sign alice's own CSR (alice.csr), which carries her key",
     )
@@ -168,11 +163,7 @@ def exercise_3(
         "it is a new certificate: its fingerprint differs, so step 5's pin would refuse it",
         "alice_same_key is alice's certificate itself: have the CA sign her CSR again",
     )
-    try:
-        same_key.verify_directly_issued_by(ca_certificate)
-        from_lab_ca = True
-    except (InvalidSignature, ValueError, TypeError):  # bad signature, other issuer name, other key type
-        from_lab_ca = False
+    from_lab_ca = signed_by(same_key, ca_certificate)
     c.require(from_lab_ca, "it is issued by the lab CA", "alice_same_key is not issued by the lab CA: use lab_ca.sign_csr")
     c.require(
         _allowed(policy, alice, "/admin") and _allowed(policy, same_key, "/admin"),

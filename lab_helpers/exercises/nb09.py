@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ..chains import verify_chain
 from ..client import Outcome, attempt, server_certificate
@@ -31,8 +30,9 @@ from ..diagnosis import explain
 from ..errors import LabError
 from ..files import load_certificates, load_private_key, save_chain, save_private_key
 from ..pki import CertificateAuthority, IssuedCertificate, PrivateKey, key_matches_certificate
-from ..server import MTLSServer, build_server_context
+from ..server import MTLSServer
 from . import Checker, CheckResult, not_attempted
+from .evidence import attempt_presenting, display_name, extension, has_purpose, nameless_server, signed_by
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
 
@@ -42,17 +42,9 @@ LEVELS = ("region", "department", "team")
 # -- what the checks look at ----------------------------------------------------
 
 
-def _name(certificate: x509.Certificate) -> str:
-    """The commonName, or the whole subject when there is none: how the notebook names certificates."""
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else certificate.subject.rfc4514_string()
-
-
 def _constraints(certificate: x509.Certificate) -> x509.BasicConstraints | None:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return None
+    found = extension(certificate, x509.BasicConstraints)
+    return found.value if found is not None else None
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:
@@ -69,24 +61,9 @@ def _path_length_text(path_length: int | None) -> str:
     return "no path length limit" if path_length is None else f"pathlen:{path_length}"
 
 
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _has_purpose(certificate: x509.Certificate, purpose: x509.ObjectIdentifier) -> bool:
-    try:
-        return purpose in certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return False
-
-
 def _linked(certificates: Sequence[x509.Certificate], root: x509.Certificate) -> bool:
     """Each certificate is signed by the next one, and the last one by the root."""
-    return all(_issued_by(below, above) for below, above in zip(certificates, [*certificates[1:], root]))
+    return all(signed_by(below, above) for below, above in zip(certificates, [*certificates[1:], root]))
 
 
 def _request(
@@ -101,26 +78,10 @@ def _request(
     """One real mTLS request: a lab server presents ``server_chain``, a client presents ``client_chain``.
 
     Each side trusts exactly one certificate. The server runs under no name,
-    on a free port, and stops when the request is done; its files live in a
-    temporary folder that is removed afterwards.
+    on a free port, and stops when the request is done.
     """
-    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
-        files = Path(folder)
-        save_chain(server_chain, files / "server-chain.crt")
-        save_private_key(server_key, files / "server.key")
-        save_chain([server_trusts], files / "server-trusts.crt")
-        save_chain(client_chain, files / "client-chain.crt")
-        save_private_key(client_key, files / "client.key")
-        save_chain([client_trusts], files / "client-trusts.crt")
-        context = build_server_context(files / "server-chain.crt", files / "server.key", files / "server-trusts.crt")
-        with MTLSServer(context, name=None, handshake_timeout=2.0) as server:
-            return attempt(
-                server.url,
-                ca_file=files / "client-trusts.crt",
-                cert_file=files / "client-chain.crt",
-                key_file=files / "client.key",
-                server=server,
-            )
+    with nameless_server(server_chain, server_key, server_trusts) as server:
+        return attempt_presenting(server, client_chain, client_key, client_trusts)
 
 
 def _scratch_chain_verifies(path_lengths: Sequence[int | None]) -> bool:
@@ -171,11 +132,11 @@ def exercise_1(
         return c.fail(f"the files cannot be loaded: {error}")
     leaf = certificates[0]
     if _is_ca(leaf):
-        return c.fail(f"{Path(chain_file).name} starts with a CA certificate ({_name(leaf)}): "
+        return c.fail(f"{Path(chain_file).name} starts with a CA certificate ({display_name(leaf)}): "
                       "the server's own certificate comes first, then its issuers")
-    c.require(_has_purpose(leaf, ExtendedKeyUsageOID.SERVER_AUTH),
-              f"it starts with the server's certificate ({_name(leaf)}, serverAuth)",
-              f"its first certificate ({_name(leaf)}) is not a server certificate: issue it with "
+    c.require(has_purpose(leaf, ExtendedKeyUsageOID.SERVER_AUTH),
+              f"it starts with the server's certificate ({display_name(leaf)}, serverAuth)",
+              f"its first certificate ({display_name(leaf)}) is not a server certificate: issue it with "
               "issue_server_certificate()")
     matches = key_matches_certificate(key, leaf)
     c.require(matches, "deep_key_file holds the private key of that certificate",
@@ -183,7 +144,7 @@ def exercise_1(
     c.require(root_certificate not in certificates, "the root stays out of the file: the client has it already",
               "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)")
     intermediates = [certificate for certificate in certificates[1:] if certificate != root_certificate]
-    names = ", ".join(_name(certificate) for certificate in intermediates) or "nothing"
+    names = ", ".join(display_name(certificate) for certificate in intermediates) or "nothing"
     c.require(len(intermediates) == 2 and all(_is_ca(certificate) for certificate in intermediates),
               f"two intermediates follow the leaf ({names})",
               f"the leaf is followed by {names}: a chain with a second intermediate holds the leaf, "
@@ -196,13 +157,13 @@ def exercise_1(
         lower, upper = intermediates
         upper_length, lower_length = _path_length(upper), _path_length(lower)
         c.require(upper_length == 1,
-                  f"{_name(upper)} has pathlen:1: one CA may follow it, exactly what this chain needs",
-                  f"{_name(upper)} has {_path_length_text(upper_length)}: "
+                  f"{display_name(upper)} has pathlen:1: one CA may follow it, exactly what this chain needs",
+                  f"{display_name(upper)} has {_path_length_text(upper_length)}: "
                   + ("then it may not sign a CA at all; give it path_length=1" if upper_length == 0 else
                      "that allows more CAs below it than this chain needs; give it path_length=1"))
         c.require(lower_length == 0,
-                  f"{_name(lower)} has pathlen:0: it signs leaves only",
-                  f"{_name(lower)} has {_path_length_text(lower_length)}: an issuing CA gets path_length=0, "
+                  f"{display_name(lower)} has pathlen:0: it signs leaves only",
+                  f"{display_name(lower)} has {_path_length_text(lower_length)}: an issuing CA gets path_length=0, "
                   "so that its key cannot create a CA")
     verdict = verify_chain(leaf, roots=[root_certificate], intermediates=intermediates, purpose="server",
                            name="localhost")
@@ -243,11 +204,11 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
         return c.fail(f"three_cas_alice should be what issue_client_certificate returns (an IssuedCertificate, "
                       f"with the certificate, its key and its chain), not {type(issued).__name__}")
     leaf, chain = issued.certificate, list(issued.chain)  # chain: nearest CA first
-    c.require(_has_purpose(leaf, ExtendedKeyUsageOID.CLIENT_AUTH) and not _is_ca(leaf),
-              f"it is a client certificate ({_name(leaf)}, clientAuth)",
+    c.require(has_purpose(leaf, ExtendedKeyUsageOID.CLIENT_AUTH) and not _is_ca(leaf),
+              f"it is a client certificate ({display_name(leaf)}, clientAuth)",
               "it is not a client certificate: issue it with issue_client_certificate(...) from the lowest CA")
     cas_ok = len(chain) == 3 and all(_is_ca(certificate) for certificate in chain)
-    names = " -> ".join(_name(certificate) for certificate in reversed(chain)) or "nothing"
+    names = " -> ".join(display_name(certificate) for certificate in reversed(chain)) or "nothing"
     c.require(cas_ok, f"three CAs stand between it and the root ({names})",
               f"the CAs between it and the root are: {names}; build three (a region, a department and a team CA)")
     linked = _linked([leaf, *chain], root_certificate)
@@ -261,7 +222,7 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
         top_first = list(reversed(chain))
         lengths = [_path_length(certificate) for certificate in top_first]
         for position, (certificate, length) in enumerate(zip(top_first, lengths)):
-            name = _name(certificate)
+            name = display_name(certificate)
             if length is None:
                 c.require(False, "", f"{name} has no path length limit: that allows any depth below it; "
                                      "give it the smallest number that still works")
@@ -279,7 +240,7 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
         outcome = _request(server_chain=[server.certificate], server_key=server.private_key,
                            server_trusts=root_certificate, client_chain=[leaf, *chain], client_key=issued.private_key,
                            client_trusts=servers.certificate)
-        expected = f"Hello, {_name(leaf)}\n"
+        expected = f"Hello, {display_name(leaf)}\n"
         c.require(outcome.ok and outcome.body == expected,
                   f"it sent its four certificates to a server that trusts only lab-root-ca, and was greeted "
                   f"{expected.strip()!r}",
@@ -317,15 +278,15 @@ def exercise_3(
     if not server.running:
         return c.fail("split_server is not running: start() it, and keep it running until the check has run")
     ca_certificate = client_ca.certificate
-    from_root = _issued_by(ca_certificate, root_certificate)
-    c.require(from_root, f"{_name(ca_certificate)} is an intermediate of lab-root-ca",
-              f"{_name(ca_certificate)} was not signed by lab-root-ca: create it with root.create_intermediate(...)")
+    from_root = signed_by(ca_certificate, root_certificate)
+    c.require(from_root, f"{display_name(ca_certificate)} is an intermediate of lab-root-ca",
+              f"{display_name(ca_certificate)} was not signed by lab-root-ca: create it with root.create_intermediate(...)")
     separate = ca_certificate.public_key() != server_issuing_ca.certificate.public_key()
-    c.require(separate, f"{_name(ca_certificate)} is a CA of its own, apart from lab-issuing-ca",
+    c.require(separate, f"{display_name(ca_certificate)} is a CA of its own, apart from lab-issuing-ca",
               "client_issuing_ca is lab-issuing-ca itself: create a new intermediate for the clients")
     length = _path_length(ca_certificate)
-    c.require(length == 0, f"{_name(ca_certificate)} has pathlen:0: it issues client certificates only",
-              f"{_name(ca_certificate)} has {_path_length_text(length)}: an issuing CA gets path_length=0")
+    c.require(length == 0, f"{display_name(ca_certificate)} has pathlen:0: it issues client certificates only",
+              f"{display_name(ca_certificate)} has {_path_length_text(length)}: an issuing CA gets path_length=0")
     with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
         files = Path(folder)
         save_chain([root_certificate], files / "root.crt")
@@ -346,8 +307,8 @@ def exercise_3(
                                  "ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags")
         else:
             c.require(member.ok and member.body == "Hello, dana\n",
-                      f"dana, issued by {_name(ca_certificate)}, got in: 'Hello, dana'",
-                      f"dana, issued by {_name(ca_certificate)}, got: {member}: the server must trust your client CA")
+                      f"dana, issued by {display_name(ca_certificate)}, got in: 'Hello, dana'",
+                      f"dana, issued by {display_name(ca_certificate)}, got: {member}: the server must trust your client CA")
         outsider = as_client(server_issuing_ca.issue_client_certificate("alice"), server_issuing_ca.certificate,
                              "outsider")
         c.require(not outsider.ok and outsider.server_reason is not None,
@@ -359,8 +320,8 @@ def exercise_3(
             presented = server_certificate(server.url, ca_file=files / "root.crt",
                                            cert_file=files / "member-chain.crt", key_file=files / "member.key")
             issuer = presented.issuer.rfc4514_string()
-            c.require(not _issued_by(presented, ca_certificate),
+            c.require(not signed_by(presented, ca_certificate),
                       f"the server's own certificate comes from {issuer}, not from the client CA",
-                      f"the server's own certificate was issued by {_name(ca_certificate)}: that CA is for clients "
+                      f"the server's own certificate was issued by {display_name(ca_certificate)}: that CA is for clients "
                       "only; serve server-chain.crt")
     return c.result()

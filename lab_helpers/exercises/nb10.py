@@ -14,22 +14,28 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
-from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ..client import Outcome, attempt
+from ..client import Outcome
 from ..diagnosis import explain
 from ..errors import LabError
-from ..files import load_crl, save_certificate, save_crl, save_private_key
+from ..files import load_crl
 from ..pki import CertificateAuthority, IssuedCertificate, PrivateKey, key_matches_certificate
-from ..server import MTLSServer, build_server_context
+from ..server import MTLSServer
 from . import Checker, CheckResult, not_attempted
+from .evidence import (
+    attempt_presenting,
+    display_name,
+    has_purpose,
+    is_private_key,
+    lab_server,
+    public_key_der,
+    signed_by,
+    subject_alternative_names,
+    valid_now,
+)
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
 
@@ -41,41 +47,6 @@ STALE = "CRL has expired"
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _common_name(certificate: x509.Certificate) -> str:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else certificate.subject.rfc4514_string()
-
-
-def _san(certificate: x509.Certificate) -> list[x509.GeneralName]:
-    try:
-        return list(certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        return []
-
-
-def _has_purpose(certificate: x509.Certificate, purpose: x509.ObjectIdentifier) -> bool:
-    try:
-        return purpose in certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _public_key(certificate: x509.Certificate) -> bytes:
-    return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
-def _signed_by(certificate: x509.Certificate, ca: CertificateAuthority) -> bool:
-    try:
-        certificate.verify_directly_issued_by(ca.certificate)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _valid_now(certificate: x509.Certificate) -> bool:
-    return certificate.not_valid_before_utc <= _now() <= certificate.not_valid_after_utc
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, ca: CertificateAuthority) -> bool:
@@ -99,34 +70,12 @@ def _load_crl(value: object, variable: str) -> x509.CertificateRevocationList | 
             f"its file, not {type(value).__name__}")
 
 
-def _attempt_with_files(
-    url: str, certificate: x509.Certificate, key: PrivateKey, ca_certificate: x509.Certificate, server: MTLSServer
-) -> Outcome:
-    """One request on a new connection, presenting ``certificate``; the files live in a temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
-        files = Path(folder)
-        save_certificate(ca_certificate, files / "ca.crt")
-        save_certificate(certificate, files / "client.crt")
-        save_private_key(key, files / "client.key")
-        return attempt(url, ca_file=files / "ca.crt", cert_file=files / "client.crt", key_file=files / "client.key",
-                       server=server)
-
-
 def _requests_through_a_crl_server(
     crl: x509.CertificateRevocationList, ca: CertificateAuthority, clients: list[tuple[x509.Certificate, PrivateKey]]
 ) -> list[Outcome]:
     """A request with each client to a lab server that loads ``crl`` (server certificate from ``ca``)."""
-    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
-        files = Path(folder)
-        server_issued = ca.issue_server_certificate()
-        save_certificate(ca.certificate, files / "ca.crt")
-        save_certificate(server_issued.certificate, files / "server.crt")
-        save_private_key(server_issued.private_key, files / "server.key")
-        save_crl(crl, files / "ca.crl")
-        context = build_server_context(files / "server.crt", files / "server.key", files / "ca.crt",
-                                       crl_file=files / "ca.crl")
-        with MTLSServer(context, name=None, handshake_timeout=2.0) as server:
-            return [_attempt_with_files(server.url, certificate, key, ca.certificate, server) for certificate, key in clients]
+    with lab_server(ca, crl=crl) as server:
+        return [attempt_presenting(server, [certificate], key, ca.certificate) for certificate, key in clients]
 
 
 def _refusal_text(outcome: Outcome, who: str, expected: str) -> str:
@@ -170,7 +119,7 @@ def exercise_1(
                       f"made before the revocation, not {type(frank_before).__name__}")
     if not isinstance(server, MTLSServer) or not server.running:
         return c.fail("the server is not running: run the cell at the top of this section again, then this exercise")
-    name = _common_name(frank.certificate)
+    name = display_name(frank.certificate)
     c.require(frank_before.ok and frank_before.body == f"Hello, {name}\n",
               f"{name} got in before the revocation ('Hello, {name}')",
               f"frank_before is not a success ({frank_before}): request the server as {name} before you revoke him")
@@ -187,21 +136,21 @@ def exercise_1(
     c.require(_lists(crl, frank.certificate), f"it lists {name}'s serial number",
               f"it does not list {name}: add his certificate with ca.create_crl([frank.certificate], previous=...) "
               "and save_crl(...) it to paths.crl")
-    dropped = [_common_name(certificate) for certificate in still_revoked if not _lists(crl, certificate)]
+    dropped = [display_name(certificate) for certificate in still_revoked if not _lists(crl, certificate)]
     c.require(not dropped, f"it still lists the {len(still_revoked)} certificates revoked before (a CRL is complete)",
               f"it no longer lists {', '.join(dropped)}: a new CRL replaces the old one entirely; "
               "build it with previous=load_crl(paths.crl)")
     next_update = crl.next_update_utc
     c.require(next_update is not None and next_update > _now(), "its nextUpdate is still ahead",
               "its nextUpdate has passed: the server would refuse everyone; publish a fresh list with ca.create_crl")
-    frank_now = _attempt_with_files(server.url, frank.certificate, frank.private_key, ca.certificate, server)
+    frank_now = attempt_presenting(server, [frank.certificate], frank.private_key, ca.certificate)
     c.require(not frank_now.ok and frank_now.server_reason == REVOKED,
               f"a new request as {name} was refused: the running server recorded '{REVOKED}'",
               f"{name} still gets in: the running server does not use the new CRL; give it a context built with "
               "crl_file=paths.crl (server.replace_context)" if frank_now.ok else
               _refusal_text(frank_now, name, REVOKED))
     grace = ca.issue_client_certificate("grace")
-    control = _attempt_with_files(server.url, grace.certificate, grace.private_key, ca.certificate, server)
+    control = attempt_presenting(server, [grace.certificate], grace.private_key, ca.certificate)
     c.require(control.ok and control.body == "Hello, grace\n",
               "grace, a client nobody revoked (issued by the check), still gets in",
               f"grace, a client nobody revoked, got: {control}; the server must refuse the revoked, not everyone")
@@ -304,27 +253,27 @@ def exercise_3(
     if not isinstance(renewed, x509.Certificate):
         return c.fail(f"erin_renewed_certificate should be an x509.Certificate (what ca.sign_csr returns), "
                       f"not {type(renewed).__name__}")
-    if not isinstance(renewed_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
+    if not is_private_key(renewed_key):
         return c.fail(f"erin_renewed_key should be the new private key, not {type(renewed_key).__name__}")
     previous = old.certificate
-    name = _common_name(previous)
+    name = display_name(previous)
     c.require(renewed.serial_number != previous.serial_number, "it has a new serial number",
               "it has the old certificate's serial number: it is the old certificate; sign a new one")
-    new_key = _public_key(renewed) != _public_key(previous)
+    new_key = public_key_der(renewed) != public_key_der(previous)
     c.require(new_key, "it carries a new public key",
               "it carries the old public key: a renewal is the moment to retire a key; make a new one")
     matches = key_matches_certificate(renewed_key, renewed)  # type: ignore[arg-type]
     c.require(matches, "erin_renewed_key is its private key",
               "erin_renewed_key is not the key of erin_renewed_certificate: sign a CSR made with that key")
-    same = renewed.subject == previous.subject and _san(renewed) == _san(previous)
+    same = renewed.subject == previous.subject and subject_alternative_names(renewed) == subject_alternative_names(previous)
     c.require(same, f"the same identity: subject {renewed.subject.rfc4514_string()} and the same SAN",
-              f"the identity changed: subject {renewed.subject.rfc4514_string()}, SAN {[n.value for n in _san(renewed)]}; "
+              f"the identity changed: subject {renewed.subject.rfc4514_string()}, SAN {[n.value for n in subject_alternative_names(renewed)]}; "
               f"keep CN={name} and the URI of the old certificate")
-    c.require(_has_purpose(renewed, ExtendedKeyUsageOID.CLIENT_AUTH), "it is a client certificate (clientAuth)",
+    c.require(has_purpose(renewed, ExtendedKeyUsageOID.CLIENT_AUTH), "it is a client certificate (clientAuth)",
               "it is not a client certificate: sign with profile='client'")
-    signed = _signed_by(renewed, ca)
+    signed = signed_by(renewed, ca.certificate)
     c.require(signed, "this folder's CA signed it", "this folder's CA did not sign it: sign it with ca")
-    c.require(_valid_now(renewed) and _valid_now(previous)
+    c.require(valid_now(renewed) and valid_now(previous)
               and renewed.not_valid_after_utc > previous.not_valid_after_utc,
               "both are valid now, and the new one lasts longer: renewed before the old one expired",
               "the two are not both valid now, with the new one lasting longer: keep the default validity")
