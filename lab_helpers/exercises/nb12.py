@@ -24,6 +24,7 @@ from ..files import LabPaths
 from ..server import MTLSServer
 from ..wire import HandshakeResult, handshake
 from . import Checker, CheckResult, not_attempted
+from .evidence import server_problem
 
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
 
@@ -35,15 +36,6 @@ STEADY_ROUNDS = 5  # more than step 3's three
 # -- what the checks look at ----------------------------------------------------
 
 
-def _server_problem(server: object, variable: str) -> str | None:
-    """Why ``server`` cannot be examined, in words (None when it is a running MTLSServer)."""
-    if not isinstance(server, MTLSServer):
-        return f"{variable} should be the MTLSServer you started, not {type(server).__name__}"
-    if not server.running:
-        return f"{variable} is not running: start() it, and keep it running until the check has run"
-    return None
-
-
 def _alice_context(paths: LabPaths) -> ssl.SSLContext:
     """The lab client of step 3: trusts the lab CA, presents alice's certificate."""
     context = ssl.create_default_context(cafile=os.fspath(paths.ca_cert))
@@ -53,13 +45,15 @@ def _alice_context(paths: LabPaths) -> ssl.SSLContext:
 
 def _certificate_and_answer(port: int, paths: LabPaths) -> tuple[x509.Certificate, bytes]:
     """One request as alice: the certificate the server sent, and its whole answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as raw:
-        with _alice_context(paths).wrap_socket(raw, server_hostname="localhost") as tls:
-            der = tls.getpeercert(binary_form=True)
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            chunks = []
-            while chunk := tls.recv(4096):
-                chunks.append(chunk)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5.0) as raw,
+        _alice_context(paths).wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        chunks = []
+        while chunk := tls.recv(4096):
+            chunks.append(chunk)
     if der is None:
         raise ssl.SSLError("the server sent no certificate")
     return x509.load_der_x509_certificate(der), b"".join(chunks)
@@ -128,7 +122,7 @@ def exercise_1(server: MTLSServer | None, rates: Mapping[str, list[float]] | Non
     )
     if not_attempted(server, rates):
         return c.not_attempted()
-    problem = _server_problem(server, "server_rsa4096")
+    problem = server_problem(server, "server_rsa4096")
     if problem:
         return c.fail(problem)
     assert isinstance(server, MTLSServer)
@@ -191,7 +185,7 @@ def exercise_2(
     )
     if not_attempted(server, tickets_off, tickets_on):
         return c.not_attempted()
-    problem = _server_problem(server, "server_no_tickets")
+    problem = server_problem(server, "server_no_tickets")
     if problem:
         return c.fail(problem)
     assert isinstance(server, MTLSServer)
@@ -247,9 +241,8 @@ def exercise_3(steady: Mapping[str, list[float]] | None, ratio: float | None) ->
     """
     c = Checker(
         "12.3", "Keep-alive against a new connection, in your own figures",
-        hint=f"steady = measure_rounds({{'{KEEP_ALIVE}': ..., '{NEW_CONNECTION}': ...}}, count=..., max_seconds=..., "
-             "rounds=7); keep_alive_ratio = statistics.median(steady['keep-alive']) / "
-             "statistics.median(steady['new connection']).",
+        hint=f"measure_rounds(..., rounds=7) with step 3's two actions, labelled '{KEEP_ALIVE}' and "
+             f"'{NEW_CONNECTION}'; then divide the median (statistics.median) of the first list by the second's.",
     )
     if not_attempted(steady, ratio):
         return c.not_attempted()
