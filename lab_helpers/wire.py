@@ -245,7 +245,7 @@ def trace_handshake(
             _no_delay(raw)
             with client_context.wrap_socket(raw, server_hostname=host, session=session) as tls:
                 trace.version = tls.version() or trace.version
-                trace.resumed = tls.session_reused
+                trace.resumed = bool(tls.session_reused)
                 recorder.note("client", "handshake complete: the client believes all is well")
                 tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 recorder.note("client", "sent its HTTP request (encrypted application data)")
@@ -307,6 +307,7 @@ class RecordingProxy:
         self._listener.settimeout(0.2)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []
         self._accepting = threading.Thread(target=self._accept, name="mtls-lab-proxy", daemon=True)
 
     @property
@@ -321,10 +322,20 @@ class RecordingProxy:
         self.close()
 
     def close(self) -> None:
-        self._stop.set()
+        """Stop accepting, let the pumps finish (they end at EOF, so nothing in flight is lost), then stop."""
+        self._stop.set()  # the accept loop only: pumps run until their connection ends
         self._accepting.join(timeout=2)
         for thread in self._threads:
+            thread.join(timeout=0.25)  # a grace period for bytes still in flight
+        for sock in self._sockets:  # connections still open (an idle keep-alive session): cut them
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._threads:
             thread.join(timeout=2)
+        for sock in self._sockets:
+            sock.close()
         self._listener.close()
 
     def _accept(self) -> None:
@@ -337,6 +348,7 @@ class RecordingProxy:
                 return
             upstream = socket.create_connection(self.target, timeout=self.timeout)
             client.settimeout(self.timeout)
+            self._sockets += [client, upstream]
             for source, sink, store in ((client, upstream, self.client_to_server), (upstream, client, self.server_to_client)):
                 thread = threading.Thread(target=self._pump, args=(source, sink, store), name="mtls-lab-proxy-pump", daemon=True)
                 self._threads.append(thread)
@@ -344,7 +356,7 @@ class RecordingProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket, store: bytearray) -> None:
         try:
-            while not self._stop.is_set():
+            while True:  # until EOF or the timeout: the last bytes of a connection matter to the capture
                 try:
                     chunk = source.recv(65536)
                 except (TimeoutError, socket.timeout):
@@ -408,4 +420,4 @@ def handshake(
             chunks = []
             while chunk := tls.recv(4096):
                 chunks.append(chunk)
-            return HandshakeResult(tls.version() or "", tls.session, tls.session_reused, b"".join(chunks))
+            return HandshakeResult(tls.version() or "", tls.session, bool(tls.session_reused), b"".join(chunks))
