@@ -1,7 +1,7 @@
 """The command line: ``python -m lab_helpers pki|serve|revoke|demo|doctor|bench``.
 
-``pki`` and ``serve`` are the seed article's ``openssl`` commands and
-``node index.js`` in Python; ``demo`` runs the seed's three ``curl`` requests
+``pki`` and ``serve`` are the article's ``openssl`` commands and
+``node index.js`` in Python; ``demo`` runs the article's three ``curl`` requests
 and checks their outcomes; ``doctor`` is the room check for a workshop.
 """
 
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab_helpers", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    pki = commands.add_parser("pki", help="write the seed's CA, server and client files to a folder")
+    pki = commands.add_parser("pki", help="write the article's CA, server and client files to a folder")
     pki.add_argument("--dir", default=None, help="lab folder (default: $MTLS_LAB_DIR or ./lab-files)")
     pki.add_argument("--key-type", choices=["ec", "rsa", "ed25519"], default="ec", help="default: ec (ECDSA P-256)")
     pki.add_argument("--client-name", default="alice", help="the client certificate's name (default: alice)")
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pki.set_defaults(run=_command_pki)
 
-    serve = commands.add_parser("serve", help="run the mTLS server in the foreground, like the seed's node index.js")
+    serve = commands.add_parser("serve", help="run the mTLS server in the foreground, like the article's node index.js")
     serve.add_argument("--dir", default=None, help="lab folder with ca.crt, server.crt, server.key")
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
     serve.add_argument("--quiet", action="store_true", help="do not print a line per request and rejection")
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(run=_command_revoke)
     serve.set_defaults(run=_command_serve)
 
-    demo = commands.add_parser("demo", help="the seed's three requests against a fresh PKI and server")
+    demo = commands.add_parser("demo", help="the article's three requests against a fresh PKI and server")
     demo.add_argument("--all", action="store_true", help="run the whole failure catalog and print its summary table")
     demo.set_defaults(run=_command_demo)
 

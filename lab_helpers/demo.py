@@ -1,4 +1,4 @@
-"""The seed article's three requests, run and checked: ``python -m lab_helpers demo``.
+"""The article's three requests, run and checked: ``python -m lab_helpers demo``.
 
 1. CA and client certificate given: the request succeeds.
 2. No CA given: the client rejects the server (the lab CA is not a public CA).
@@ -26,7 +26,7 @@ __all__ = ["run_demo", "DemoCase", "SEED_CASES"]
 @dataclass(frozen=True)
 class DemoCase:
     title: str
-    curl: str  # the seed's command for the same request
+    curl: str  # the article's command for the same request
     expected: str  # what should happen, in words
     check: Callable[[Outcome], bool]
 
@@ -72,7 +72,7 @@ def run_demo(print_line: Callable[[str], None] = print) -> int:
                 as_expected = case.check(outcome)
                 failures += not as_expected
                 print_line(f"{number}. {case.title}")
-                print_line(f"   seed:     {case.curl.replace('PORT', str(server.port))}")
+                print_line(f"   article:  {case.curl.replace('PORT', str(server.port))}")
                 print_line(f"   expected: {case.expected}")
                 for line in str(outcome).splitlines():
                     print_line(f"   got:      {line.strip()}")

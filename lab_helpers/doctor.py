@@ -59,7 +59,7 @@ def environment_report() -> dict[str, str | None]:
 
 
 def _loopback_exchange() -> str:
-    """Run the seed's successful request end to end; return the body or raise."""
+    """Run the article's successful request end to end; return the body or raise."""
     from .client import attempt
     from .files import create_seed_pki
     from .server import MTLSServer, build_server_context

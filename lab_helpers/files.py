@@ -6,7 +6,7 @@ the notebook's folder, so that is ``notebooks/lab-files/``, which git ignores).
 Each learner on a shared JupyterHub has a home of their own, so their lab
 files never meet.
 
-Files keep the seed article's names (``ca.crt``, ``server.key``...) so that
+Files keep the article's names (``ca.crt``, ``server.key``...) so that
 its ``openssl`` and ``curl`` commands work on them unchanged. Every write is
 atomic (a temporary file in the same folder, then ``os.replace``), and private
 keys are created with mode 0600 from their first byte, never chmod-ed after.
@@ -79,7 +79,7 @@ def lab_dir(directory: str | os.PathLike[str] | None = None, *, create: bool = T
 
 @dataclass(frozen=True)
 class LabPaths:
-    """The seed article's eight file names inside one lab folder."""
+    """The article's eight file names inside one lab folder."""
 
     directory: Path
 
@@ -105,7 +105,7 @@ class LabPaths:
     crl = property(lambda self: self.directory / "ca.crl")
 
     def all(self) -> list[Path]:
-        """The seed's eight files."""
+        """The article's eight files."""
         return [
             self.ca_cert, self.ca_key, self.server_csr, self.server_cert,
             self.server_key, self.client_csr, self.client_cert, self.client_key,
@@ -306,7 +306,7 @@ def create_seed_pki(
     client_name: str = "alice",
     intermediate: bool = False,
 ) -> LabPaths:
-    """Create the seed's eight files: a CA, a server certificate and a client certificate.
+    """Create the article's eight files: a CA, a server certificate and a client certificate.
 
     With ``intermediate=True`` the root signs an intermediate CA (path length
     0), which issues both leaves; ``intermediate.crt``/``.key`` and the chain

@@ -1,6 +1,6 @@
 """An mTLS HTTPS server that runs on a thread inside the notebook.
 
-It is the Python twin of the seed's ``node index.js``, built so that a
+It is the Python twin of the article's ``node index.js``, built so that a
 notebook can live with it:
 
 - it binds 127.0.0.1 on a free port (port 0) unless told otherwise, so a

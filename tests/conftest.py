@@ -1,6 +1,6 @@
 """Fixtures for the lab_helpers tests, named by what they serve.
 
-- ``lab_pki``: the seed's eight files (CA, server, client) in a fresh folder;
+- ``lab_pki``: the article's eight files (CA, server, client) in a fresh folder;
 - ``mtls_server``: the lab's mTLS server on 127.0.0.1, stopped at teardown;
 - ``tls12_server``: the same server capped at TLS 1.2;
 - ``client_files``: the keyword arguments that make a request succeed.
@@ -53,13 +53,13 @@ def key_type(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def lab_pki(tmp_path: Path) -> LabPaths:
-    """The seed's eight files (ECDSA keys) in a fresh folder."""
+    """The article's eight files (ECDSA keys) in a fresh folder."""
     return create_seed_pki(tmp_path / "lab-files")
 
 
 @pytest.fixture
 def lab_pki_of_key_type(tmp_path: Path, key_type: str) -> LabPaths:
-    """The seed's eight files for each key type in turn."""
+    """The article's eight files for each key type in turn."""
     return create_seed_pki(tmp_path / f"lab-files-{key_type}", key_type=key_type)
 
 

@@ -214,7 +214,7 @@ def test_serve_on_a_missing_folder_says_what_to_do(tmp_path: Path) -> None:
 # -- demo -----------------------------------------------------------------------------------------
 
 
-def test_demo_runs_the_seed_requests_as_expected() -> None:
+def test_demo_runs_the_article_requests_as_expected() -> None:
     result = run_cli("demo")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All three outcomes as expected." in result.stdout

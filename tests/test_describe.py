@@ -59,7 +59,7 @@ def test_describe_the_ca_and_a_client(lab_pki: LabPaths) -> None:
 
 
 def test_describe_says_absent_for_a_certificate_without_extensions() -> None:
-    """Like the seed's `openssl x509 -req` output: a CN and nothing else."""
+    """Like the article's `openssl x509 -req` output: a CN and nothing else."""
     key = generate_private_key()
     bare = build_certificate("localhost", key.public_key(), "localhost", key)
     description = describe(bare)

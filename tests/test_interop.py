@@ -1,4 +1,4 @@
-"""The seed article's tools against the lab server: curl and openssl s_client.
+"""The article's tools against the lab server: curl and openssl s_client.
 
 Each test skips with a reason when its tool is missing. curl always gets
 ``-q`` (no ~/.curlrc), ``--noproxy '*'`` and ``--max-time 10``; every
