@@ -10,24 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from lab_helpers import CertificateAuthority, check, create_csr, generate_private_key, write_atomic
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
-NOT_ATTEMPTED = "not attempted yet"
+pytestmark = pytest.mark.usefixtures("lenient_checks")
+
 BOB_NAMES = ["spiffe://lab.example/user/bob", "bob@lab.example"]
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Checks report instead of raising (strict mode is off), whatever folder pytest runs in."""
-    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def missing(result: object) -> list[str]:
-    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
-
-
-def strict(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
 
 
 # -- 4.1 Two names for bob ---------------------------------------------------------

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from lab_helpers import LabPaths, LabRequestHandler, MTLSServer, build_server_context, check
+from exercise_checks import NOT_ATTEMPTED, missing
 
-NOT_ATTEMPTED = "not attempted yet"
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Checks report instead of raising (strict mode is off), whatever folder pytest runs in."""
-    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def missing(result: object) -> list[str]:
-    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
+pytestmark = pytest.mark.usefixtures("lenient_checks")
 
 
 @pytest.fixture

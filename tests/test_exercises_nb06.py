@@ -23,21 +23,12 @@ from lab_helpers import (
     save_certificate,
     save_private_key,
 )
+from exercise_checks import NOT_ATTEMPTED, missing
 
-NOT_ATTEMPTED = "not attempted yet"
+pytestmark = pytest.mark.usefixtures("lenient_checks")
+
 WATCHED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
            "NO_PROXY", "no_proxy")
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Checks report instead of raising (strict mode is off), whatever folder pytest runs in."""
-    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def missing(result: object) -> list[str]:
-    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
 
 
 # -- 6.1 The three requests in plain requests ---------------------------------------------------

@@ -13,8 +13,7 @@ from lab_helpers import CatalogLab, MTLSServer, attempt, build_server_context, l
 from lab_helpers.exercises import nb07
 from lab_helpers.files import load_certificate, save_certificate, save_private_key
 from lab_helpers.pki import CertificateAuthority
-
-NOT_ATTEMPTED = "not attempted yet"
+from exercise_checks import NOT_ATTEMPTED, missing
 
 
 @pytest.fixture(autouse=True)
@@ -31,10 +30,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> CatalogLab:
 def server(lab: CatalogLab) -> Iterator[MTLSServer]:
     with MTLSServer(build_server_context(*lab.server, lab.ca_file), name=None) as running:
         yield running
-
-
-def missing(result: object) -> list[str]:
-    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
 
 
 # -- 7.1 a failure that is not in the catalog -------------------------------------

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lab_helpers import ANY_CLIENT, AccessPolicy, CertificateAuthority, ClientIdentity, Decision
 from lab_helpers.exercises import nb08
+from exercise_checks import NOT_ATTEMPTED, missing
 
-NOT_ATTEMPTED = "not attempted yet"
 ALICE = "spiffe://lab.example/user/alice"
 BOB = "spiffe://lab.example/user/bob"
 PARTNER_ALICE = "spiffe://partner.example/user/alice"
@@ -56,10 +56,6 @@ def bound(world: World, policy: AccessPolicy | None = None, *, trust_domains: bo
     if trust_domains:
         policy.trust_domain("lab.example", world.lab_ca.certificate).trust_domain("partner.example", world.partner_ca.certificate)
     return policy
-
-
-def missing(result: object) -> list[str]:
-    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
 
 
 # -- 8.1 reports for bob -------------------------------------------------------------

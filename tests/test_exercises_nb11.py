@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ssl
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -26,24 +25,11 @@ from lab_helpers import (
     trace_handshake,
 )
 from lab_helpers.wire import HandshakeTrace
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
-NOT_ATTEMPTED = "not attempted yet"
+pytestmark = pytest.mark.usefixtures("lenient_checks")
+
 TLS12 = ssl.TLSVersion.TLSv1_2
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Checks report instead of raising (strict mode is off), whatever folder pytest runs in."""
-    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def missing(result: object) -> list[str]:
-    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
-
-
-def strict(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
 
 
 def client_context(paths: LabPaths) -> ssl.SSLContext:

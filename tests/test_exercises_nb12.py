@@ -27,23 +27,9 @@ from lab_helpers import (
     save_private_key,
 )
 from lab_helpers.pki import PrivateKey
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
-NOT_ATTEMPTED = "not attempted yet"
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Checks report instead of raising (strict mode is off), whatever folder pytest runs in."""
-    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def missing(result: object) -> list[str]:
-    return [text for ok, text in result.points if not ok]  # type: ignore[attr-defined]
-
-
-def strict(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
+pytestmark = pytest.mark.usefixtures("lenient_checks")
 
 
 @pytest.fixture(scope="module")
