@@ -197,6 +197,14 @@ class MTLSServer:
     a terminal that wants to show them as they happen. ``policy`` (an
     :class:`~lab_helpers.authz.AccessPolicy`) decides which client may read
     which path; it can be replaced while the server runs.
+
+    ``close_rejected_at_once=True`` closes a refused connection as soon as the
+    alert is written, without the lingering close of
+    :func:`_close_after_rejection`, and records the rejection once it is
+    closed. The client's unread data then makes the kernel answer with a
+    reset, and a TLS 1.3 client that writes after it sees an EOF or a reset
+    instead of the alert: what careless servers do, kept for notebook 06 to
+    show the difference.
     """
 
     _running: ClassVar[dict[str, "MTLSServer"]] = {}
@@ -214,6 +222,7 @@ class MTLSServer:
         idle_timeout: float = 30.0,
         on_event: Callable[[str], None] | None = None,
         policy: AccessPolicy | None = None,
+        close_rejected_at_once: bool = False,
     ) -> None:
         if context.verify_mode != ssl.CERT_REQUIRED:
             raise LabError("The lab server is an mTLS server: set context.verify_mode = ssl.CERT_REQUIRED.")
@@ -231,6 +240,7 @@ class MTLSServer:
         self.on_event = on_event
         self.policy = policy  # None: any client with a valid certificate may read every path
         self.decisions: deque[Decision] = deque(maxlen=1000)  # the policy's latest answers
+        self.close_rejected_at_once = close_rejected_at_once  # False: linger so the client can read the alert
         self._changed = threading.Condition()
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
@@ -384,9 +394,13 @@ class MTLSServer:
                     self._sockets.add(tls)
                 tls.do_handshake()  # type: ignore[attr-defined]
             except (ssl.SSLError, OSError) as error:
-                self._record_rejection(peer, error)
-                _close_after_rejection(tls, timeout=min(1.0, self.handshake_timeout))
-                return
+                if self.close_rejected_at_once:
+                    tls.close()  # before the record: whoever waits for the record finds the connection closed
+                    self._record_rejection(peer, error)
+                else:
+                    self._record_rejection(peer, error)
+                    _close_after_rejection(tls, timeout=min(1.0, self.handshake_timeout))
+                return  # the finally below closes the socket
             with self._lock:
                 self.accepted += 1
             tls.settimeout(self.idle_timeout)
@@ -412,12 +426,14 @@ class MTLSServer:
 def _close_after_rejection(sock: socket.socket, *, timeout: float) -> None:
     """Let the client read the server's alert before the connection closes (a "lingering close").
 
-    In TLS 1.3 the client has often sent its request before the server's
-    alert arrives. Closing a socket with unread input makes the kernel send a
-    reset, which can destroy the alert before the client reads it: the client
-    then sees an EOF or a reset (curl: exit 55) instead of ``tlsv13 alert
-    certificate required`` (curl: exit 56). So: stop sending, read and discard
-    what the client still sends until it closes, for at most ``timeout``.
+    In TLS 1.3 the client finishes its handshake before the server checks its
+    certificate, and sends its request at once. A server that closes with the
+    end of the client's handshake (and often the request) still unread makes
+    its kernel answer with a reset instead of an orderly close. A client whose
+    next write comes after that reset sees the write fail, an EOF or a reset
+    (curl: exit 55), and never reads the alert waiting in its buffer, ``tlsv13
+    alert certificate required`` (curl: exit 56). So: stop sending, read and
+    discard what the client still sends until it closes, for at most ``timeout``.
     """
     deadline = time.monotonic() + timeout
     try:

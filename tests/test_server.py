@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime
 import socket
 import ssl
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -124,6 +126,81 @@ def test_a_rejected_tls_1_3_client_reads_the_alert_every_time(
         assert outcome.failed_with(requests.exceptions.SSLError)
         seen.add(getattr(innermost_tls_error(outcome.error), "reason", None))  # type: ignore[arg-type]
     assert seen == {"TLSV13_ALERT_CERTIFICATE_REQUIRED"}
+
+
+@pytest.fixture
+def at_once_server(lab_pki: LabPaths) -> Iterator[MTLSServer]:
+    """The lab server, except that it closes a refused connection at once instead of lingering."""
+    server = MTLSServer(
+        context_for(lab_pki), name=None, handshake_timeout=2.0, close_rejected_at_once=True
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_a_server_that_closes_at_once_still_refuses_every_client_without_a_certificate(
+    at_once_server: MTLSServer, lab_pki: LabPaths
+) -> None:
+    """Twenty requests, counted: the same class and the same server reason every time.
+
+    What the client reads varies (the alert, or an EOF when the server's
+    reset comes first), so only the class is asserted; the kinds are counted
+    to show that only the client's view varies.
+    """
+    kinds: dict[str, int] = {}
+    for _ in range(20):
+        outcome = attempt(at_once_server.url, ca_file=lab_pki.ca_cert, server=at_once_server)
+        assert outcome.failed_with(requests.exceptions.ConnectionError), outcome
+        assert outcome.server_reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+        kinds[str(outcome.reason)] = kinds.get(str(outcome.reason), 0) + 1
+    assert sum(kinds.values()) == 20 and set(kinds) <= {
+        "the server requires a client certificate (alert certificate_required)",
+        "the server ended the connection",
+    }, kinds
+    assert at_once_server.accepted == 0 and len(at_once_server.rejections) == 20
+
+
+def request_after_the_server_decided(server: MTLSServer, ca_file: Path) -> str:
+    """A TLS 1.3 client without a certificate that sends its request only after the server has refused it.
+
+    Returns what the client saw: the alert's reason, or the class of the error
+    its write (or read) ended with. The careful server lingers, so the late
+    request is read and the alert waits for the client; a server that closed
+    at once has answered with a reset, and the client's write fails first.
+    """
+    context = ssl.create_default_context(cafile=str(ca_file))
+    before = len(server.rejections)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5.0) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert server.wait_for_rejection(before, timeout=5.0) is not None
+            time.sleep(0.2)  # the reset of a closed connection travels the loopback in microseconds
+            try:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                tls.recv(1024)
+            except ssl.SSLError as error:
+                return str(error.reason or type(error).__name__)
+            except OSError as error:  # a reset or a broken pipe, outside TLS
+                return type(error).__name__
+    return "no error"
+
+
+def test_a_late_request_gets_the_alert_from_the_careful_server_every_time(
+    mtls_server: MTLSServer, lab_pki: LabPaths
+) -> None:
+    seen = [request_after_the_server_decided(mtls_server, lab_pki.ca_cert) for _ in range(5)]
+    assert seen == ["TLSV13_ALERT_CERTIFICATE_REQUIRED"] * 5
+
+
+def test_a_late_request_never_reads_the_alert_from_a_server_that_closed_at_once(
+    at_once_server: MTLSServer, lab_pki: LabPaths
+) -> None:
+    """The negative twin: the alert was sent, but the client's write meets the reset first."""
+    seen = [request_after_the_server_decided(at_once_server, lab_pki.ca_cert) for _ in range(5)]
+    assert set(seen) <= {"SSLEOFError", "EOF", "ConnectionResetError", "BrokenPipeError"}, seen
+    assert len(seen) == 5 and "TLSV13_ALERT_CERTIFICATE_REQUIRED" not in seen
+    assert all(
+        rejection.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE" for rejection in at_once_server.rejections
+    )
 
 
 def test_raw_ssl_socket_with_client_certificate_gets_hello(
