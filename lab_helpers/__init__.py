@@ -15,6 +15,7 @@ Each name lives in a small module:
 - ``wire``: the handshake traced, a recording proxy, session resumption
 - ``chains``: offline chain verification (cryptography's path validation, plus CRLs)
 - ``errors``: the exceptions, each saying what to do
+- ``environment``: set environment variables for one experiment, restored exactly
 
 Names are imported lazily, on first use: ``python -m lab_helpers pki`` then
 starts without loading ``requests``, and a notebook pays only for what it uses.
@@ -92,6 +93,7 @@ _EXPORTS = {
     "Rejection": "server",
     "build_server_context": "server",
     "running_servers": "server",
+    "temporary_environment": "environment",
 }
 
 __version__ = "0.1.0"
@@ -151,6 +153,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         key_matches_certificate,
     )
     from .server import LabRequestHandler, MTLSServer, Rejection, build_server_context, running_servers
+    from .environment import temporary_environment
 
 
 def __getattr__(name: str) -> Any:
