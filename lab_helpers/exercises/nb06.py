@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
-import os
 import socket
 import ssl
 import threading
@@ -23,6 +22,7 @@ import requests
 
 from ..client import Outcome, attempt
 from ..diagnosis import Explanation, explain
+from ..environment import temporary_environment
 from ..files import LabPaths
 from ..server import MTLSServer, Rejection
 from ..tls import exception_chain
@@ -43,24 +43,14 @@ def _hostile_environment() -> Iterator[None]:
     import certifi
 
     bundle = certifi.where()
-    setting = {
-        "REQUESTS_CA_BUNDLE": bundle, "CURL_CA_BUNDLE": bundle,
-        "HTTPS_PROXY": NO_PROXY_THERE, "https_proxy": NO_PROXY_THERE,
-        "ALL_PROXY": NO_PROXY_THERE, "all_proxy": NO_PROXY_THERE,
+    trap = {
+        "REQUESTS_CA_BUNDLE": bundle,
+        "CURL_CA_BUNDLE": bundle,
+        "HTTPS_PROXY": NO_PROXY_THERE,
+        "ALL_PROXY": NO_PROXY_THERE,
     }
-    removing = ("NO_PROXY", "no_proxy")
-    saved = {name: os.environ.get(name) for name in (*setting, *removing)}
-    try:
-        os.environ.update(setting)
-        for name in removing:
-            os.environ.pop(name, None)
+    with temporary_environment(trap, remove=["NO_PROXY"]):  # every spelling, so no_proxy cannot exempt localhost
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextmanager
@@ -218,8 +208,9 @@ def exercise_1(plain_get: Callable[..., requests.Response] | None, *, server: MT
 def exercise_2(outcome: Outcome | None, explanation: Explanation | None, *, server: MTLSServer) -> CheckResult:
     """6.2 A client certificate from another CA, and explain() of the failure, from the side that is stable.
 
-    Over TLS 1.3 what the client sees of a refusal varies from run to run
-    (an alert, an EOF or a reset); what the server recorded does not. So the
+    Over TLS 1.3 what the client sees of a refusal can vary from run to run
+    (an alert, an EOF or a reset: notebook 06, step 6); what the server
+    recorded does not. So the
     explanation to keep is the one of the server's record.
     """
     c = Checker(
@@ -253,7 +244,7 @@ def exercise_2(outcome: Outcome | None, explanation: Explanation | None, *, serv
         c.require(True, f"explain() says: {explanation.who} ({explanation.evidence})", "")
     elif explanation.key == "server-closed-connection":
         c.require(False, "", "your explanation is 'the server closed the connection': that is the client's view, which "
-                             "over TLS 1.3 varies from run to run; explain what the server recorded instead")
+                             "over TLS 1.3 can vary from run to run; explain what the server recorded instead")
     else:
         c.require(False, "", f"your explanation is {explanation.key!r}: explain this outcome's failure "
                              "(its server_reason)")
