@@ -104,7 +104,7 @@ def test_5_2_a_constant_answer_is_caught_by_the_second_client(lab_pki: LabPaths,
     result = check.exercise_05_2(server, paths=lab_pki)
     assert not result.passed
     assert len(missing(result)) == 1
-    assert missing(result)[0].endswith("read the URI from self.client_identity, not from a constant")
+    assert "read the URI from self.client_identity, which holds the certificate of this connection" in missing(result)[0]
 
 
 def test_5_2_not_a_server(lab_pki: LabPaths) -> None:
@@ -117,3 +117,41 @@ def test_5_2_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], mo
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
         check.exercise_05_2(server, paths=lab_pki)
+
+
+class TupleHandler(LabRequestHandler):
+    """Reads the identity of the connection, then sends the whole tuple: the mistake of formatting uris itself."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_text(200, f"{self.client_identity.uris}\n")
+
+
+class FailingHandler(LabRequestHandler):
+    """Asks the identity for a field it does not have."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_text(200, self.client_identity.uri + "\n")  # type: ignore[attr-defined]
+
+
+def test_5_2_the_whole_tuple_is_named_as_such(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    """A handler that reads the right place but formats the tuple is told that, not to stop using a constant."""
+    server = start(started, lab_pki, name="test-uri", handler=TupleHandler)
+    result = check.exercise_05_2(server, paths=lab_pki)
+    assert not result.passed
+    problems = missing(result)
+    assert len(problems) == 2
+    assert all("the whole tuple self.client_identity.uris" in text and "uris[0]" in text for text in problems)
+    assert not any("constant" in text for text in problems)
+
+
+def test_5_2_a_constant_is_named_by_the_uri_it_sent(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-uri", handler=AliceOnlyHandler)
+    (problem,) = missing(check.exercise_05_2(server, paths=lab_pki))
+    assert "got 'spiffe://lab.example/user/alice', the URI of another client" in problem
+
+
+def test_5_2_a_handler_that_raises_is_named_with_its_exception(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-uri", handler=FailingHandler)
+    problems = missing(check.exercise_05_2(server, paths=lab_pki))
+    assert len(problems) == 2
+    assert all("your do_GET raised AttributeError" in text and "'uri'" in text for text in problems)

@@ -35,6 +35,32 @@ def _first_uri(certificate: x509.Certificate) -> str | None:
     return uris[0] if uris else None
 
 
+def _answered_with(outcome: Outcome, uri: str | None) -> bool:
+    return outcome.ok and outcome.status == 200 and (outcome.body or "").strip() == uri
+
+
+def _what_came_back(outcome: Outcome, expected: str | None, other_uri: str | None, server: MTLSServer) -> str:
+    """What a request to the learner's handler got, compared with the URI it should have got, in words."""
+    if not outcome.ok:
+        if server.handler_errors:
+            error = server.handler_errors[-1]
+            return (f"got no answer: your do_GET raised {type(error).__name__}: {error} "
+                    "(the server keeps each one in uri_server.handler_errors)")
+        return f"failed: {outcome}"
+    body = (outcome.body or "").strip()
+    if outcome.status != 200:
+        return f"got status {outcome.status} with {body!r}: answer with self.send_text(200, ...)"
+    if other_uri is not None and body == other_uri:
+        return (f"got {body!r}, the URI of another client: read the URI from self.client_identity, "
+                "which holds the certificate of this connection, not from a constant")
+    if expected is not None and expected in body:
+        if body.startswith(("(", "[")):
+            return (f"got {body!r}: that is the whole tuple self.client_identity.uris, printed; "
+                    "send its first item, uris[0], a string")
+        return f"got {body!r}: the URI is in it, with more around it; send the URI alone (and a newline)"
+    return f"got {body!r}, not {expected}: send self.client_identity.uris[0]"
+
+
 def exercise_1(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
     """5.1 A TLS 1.3-only server, on the lab files, under a name of its own.
 
@@ -104,11 +130,8 @@ def exercise_2(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
               "it serves with the lab's own handler, which greets by commonName: pass handler=YourHandler")
     alice_uri = _first_uri(load_certificate(paths.client_cert))
     alice = _as_alice(server, paths)
-    c.require(alice.ok and alice.status == 200 and (alice.body or "").strip() == alice_uri,
-              f"alice's request was answered with her URI, {alice_uri}",
-              f"alice's request got: {alice}; expected her URI, {alice_uri}"
-              + ("" if alice.ok else " (when do_GET raises an exception, the server drops the connection: look for the "
-                                    "traceback Python printed, in the cell's output or the kernel's log)"))
+    c.require(_answered_with(alice, alice_uri), f"alice's request was answered with her URI, {alice_uri}",
+              f"alice's request {_what_came_back(alice, alice_uri, None, server)}")
     ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
     carol = ca.issue_client_certificate("carol")
     carol_uri = _first_uri(carol.certificate)
@@ -118,8 +141,8 @@ def exercise_2(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
         save_private_key(carol.private_key, files / "carol.key")
         answer = attempt(server.url, ca_file=paths.ca_cert, cert_file=files / "carol.crt", key_file=files / "carol.key",
                          server=server)
-    c.require(answer.ok and (answer.body or "").strip() == carol_uri,
+    c.require(_answered_with(answer, carol_uri),
               f"a client the check made on the spot was answered with its own URI, {carol_uri}",
-              f"a client the check made on the spot, {carol_uri}, got: {answer}; "
-              "read the URI from self.client_identity, not from a constant")
+              f"a client the check made on the spot, {carol_uri}: its request "
+              + _what_came_back(answer, carol_uri, alice_uri, server))
     return c.result()
