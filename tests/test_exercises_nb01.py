@@ -17,7 +17,7 @@ UTC = datetime.timezone.utc
 NOW = datetime.datetime.now(UTC)
 
 
-def make_root(name: str, key: object, *, years_left: float) -> x509.Certificate:
+def make_root(name: str, key: object, *, years_left: float, years_old: float = 10) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     return (
         x509.CertificateBuilder()
@@ -25,7 +25,7 @@ def make_root(name: str, key: object, *, years_left: float) -> x509.Certificate:
         .issuer_name(subject)
         .public_key(key.public_key())  # type: ignore[attr-defined]
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=3650))
+        .not_valid_before(NOW - datetime.timedelta(days=365 * years_old))
         .not_valid_after(NOW + datetime.timedelta(days=365 * years_left))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())  # type: ignore[arg-type]
@@ -120,14 +120,35 @@ def test_1_2_passes_with_the_first_to_end(store: dict, roots: list) -> None:
     assert result.passed, result
 
 
-def test_1_2_names_the_root_that_ends_earlier(store: dict, roots: list) -> None:
+def test_1_2_a_later_root_is_told_without_naming_the_answer(store: dict, roots: list) -> None:
     result = check.exercise_01_2(store["p384 b"], days_left(store["p384 b"]), roots=roots)
-    assert not result.passed and "but Old RSA ends earlier" in str(result)
+    assert not result.passed
+    assert "P-384 B ends on" in str(result) and "1 root(s) end before it" in str(result)
+    assert "Old RSA" not in str(result)  # the message points at the idea, not at the root to pick
+
+
+def test_1_2_the_root_that_starts_first_is_named_as_such(roots: list) -> None:
+    """The plausible mistake: min() over not_valid_before_utc, the start of validity."""
+    ancient = make_root("Ancient", ec.generate_private_key(ec.SECP256R1()), years_left=30, years_old=40)
+    result = check.exercise_01_2(ancient, days_left(ancient), roots=[*roots, ancient])
+    (problem,) = [text for ok, text in result.points if not ok]
+    assert "validity *starts* first (not_valid_before_utc)" in problem and "compare the end of validity" in problem
 
 
 def test_1_2_a_wrong_day_count(store: dict, roots: list) -> None:
     result = check.exercise_01_2(store["old rsa"], days_left(store["old rsa"]) + 30, roots=roots)
-    assert not result.passed and "whole days away" in str(result)
+    assert not result.passed and "not the whole days from now until Old RSA ends" in str(result)
+
+
+def test_1_2_days_counted_backwards(store: dict, roots: list) -> None:
+    result = check.exercise_01_2(store["old rsa"], -days_left(store["old rsa"]), roots=roots)
+    assert not result.passed and "you subtracted the other way round" in str(result)
+
+
+def test_1_hints_point_at_the_idea_not_the_code(roots: list) -> None:
+    for exercise in (check.exercise_01_1, check.exercise_01_2):
+        result = exercise(None, None, roots=roots)
+        assert "lambda" not in (result.hint or "") and "min(roots" not in (result.hint or "")
 
 
 def test_1_2_strict_mode_raises(monkeypatch: pytest.MonkeyPatch, store: dict, roots: list) -> None:

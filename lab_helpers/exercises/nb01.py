@@ -31,13 +31,15 @@ def exercise_1(
 
     Why: the key size is read from the public key (``public_key().key_size``),
     and the smallest size in the store is the floor that every client must
-    still accept (OpenSSL's security level 2 refuses RSA below 2048 bits).
+    still accept. Security level 2 refuses RSA below 2048 bits: CPython's
+    default cipher string sets it (``@SECLEVEL=2``), and so do many
+    distributions' OpenSSL builds; OpenSSL's own default was level 1 until 3.2.
     """
     c = Checker(
         "1.1",
         "The smallest RSA key in the trust store",
-        hint="Keep the roots whose public_key() is an rsa.RSAPublicKey, "
-        "then min(..., key=lambda r: r.public_key().key_size).",
+        hint="Two questions for each root: is its public key RSA (step 5 tells key types apart), and how many "
+        "bits does it have? min() takes a key= function that says what to compare.",
     )
     if not_attempted(rsa_root, rsa_bits):
         return c.not_attempted()
@@ -93,8 +95,8 @@ def exercise_2(
     c = Checker(
         "1.2",
         "The root that expires first",
-        hint="min(roots, key=lambda r: r.not_valid_after_utc), then "
-        "(its not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)).days.",
+        hint="Step 4 names the two instants of a validity period: which one is its end? The root with the "
+        "smallest end expires first; its days left are the end minus an aware now.",
     )
     if not_attempted(soonest_root, days_left):
         return c.not_attempted()
@@ -102,26 +104,44 @@ def exercise_2(
         return c.fail("soonest_root should be an x509.Certificate taken from `roots`")
     now = now or datetime.datetime.now(datetime.timezone.utc)
     first_end = min(root.not_valid_after_utc for root in roots)
-    firsts = [root for root in roots if root.not_valid_after_utc == first_end]
     c.require(
         _is_root_of(soonest_root, roots),
         f"{display_name(soonest_root)} is one of the trusted roots",
         f"{display_name(soonest_root)} is not in `roots`: pick the certificate from that list",
     )
     mine = soonest_root.not_valid_after_utc
-    c.require(
-        mine == first_end,
-        f"{display_name(soonest_root)} ends on {mine:%Y-%m-%d}: no root ends earlier",
-        f"{display_name(soonest_root)} ends on {mine:%Y-%m-%d}, but {display_name(firsts[0])} ends earlier, on {first_end:%Y-%m-%d}: "
-        "compare not_valid_after_utc (the end), not not_valid_before_utc (the start)",
-    )
-    expected_days = (first_end - now).days
-    c.require(
-        isinstance(days_left, int) and abs(days_left - expected_days) <= 1,
-        f"days_left = {days_left}: about {expected_days} whole days left",
-        f"days_left is {days_left!r}, but the earliest end is {expected_days} whole days away: "
-        "subtract an aware now (datetime.timezone.utc) and take .days",
-    )
+    earlier = sum(1 for root in roots if root.not_valid_after_utc < mine)
+    starts = {root.not_valid_before_utc for root in roots}
+    if mine == first_end:
+        c.require(True, f"{display_name(soonest_root)} ends on {mine:%Y-%m-%d}: no root ends earlier", "")
+    elif len(starts) > 1 and soonest_root.not_valid_before_utc == min(starts):  # min() over the start
+        c.require(
+            False,
+            "",
+            f"{display_name(soonest_root)} is the root whose validity *starts* first (not_valid_before_utc); "
+            f"{earlier} root(s) *end* before it does: compare the end of validity",
+        )
+    else:
+        c.require(
+            False,
+            "",
+            f"{display_name(soonest_root)} ends on {mine:%Y-%m-%d}, but {earlier} root(s) end before it: "
+            "compare every root's end of validity, and keep the smallest",
+        )
+    expected_days = (mine - now).days
+    if not isinstance(days_left, int) or isinstance(days_left, bool):
+        c.require(False, "", f"days_left should be an int, the .days of a timedelta, not {type(days_left).__name__}")
+    elif abs(days_left - expected_days) <= 1:
+        c.require(True, f"days_left = {days_left}: the whole days until {display_name(soonest_root)} ends", "")
+    elif abs(days_left + expected_days) <= 1:
+        c.require(False, "", f"days_left is {days_left}: you subtracted the other way round; the end minus now")
+    else:
+        c.require(
+            False,
+            "",
+            f"days_left is {days_left}, not the whole days from now until {display_name(soonest_root)} ends: "
+            "subtract an aware now (datetime.timezone.utc) from its not_valid_after_utc and take .days",
+        )
     return c.result()
 
 
@@ -134,8 +154,8 @@ def exercise_3(curve_counts: Mapping[str, int] | None, *, roots: Sequence[x509.C
     c = Checker(
         "1.3",
         "ECDSA roots by curve",
-        hint="For each root whose public_key() is an ec.EllipticCurvePublicKey, count public_key().curve.name "
-        "(collections.Counter does it).",
+        hint="Keep the roots whose key is an elliptic-curve key (step 5), and count how often each curve's "
+        "name appears: a dict you fill in a loop, or collections.Counter, does the counting.",
     )
     if not_attempted(curve_counts):
         return c.not_attempted()
