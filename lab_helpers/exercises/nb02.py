@@ -345,13 +345,19 @@ def exercise_3(
     c.require(refused, "without the password it cannot be loaded (KeyPasswordError)", "it loads without a password")
     try:
         loaded = load_private_key(path, password=password)
-    except LabError:
-        loaded = None
-    c.require(
-        loaded is not None and _same_key(loaded, ca_key),
-        "with key_password it loads, and it is ca_key",
-        "key_password does not open it as ca_key: save ca_key itself, with that password",
-    )
+    except LabError as error:  # a wrong password (or a damaged file): the file does not open with it
+        c.require(
+            False,
+            "",
+            f"key_password does not open the file ({type(error).__name__}): "
+            "give the password you saved it with",
+        )
+    else:
+        c.require(
+            _same_key(loaded, ca_key),
+            "with key_password it loads, and it is ca_key",
+            "with key_password it loads, but it is another key than ca_key: save ca_key itself",
+        )
     if os.name == "posix":
         mode = stat.S_IMODE(path.stat().st_mode)
         c.require(mode == 0o600, "it is readable by you alone (mode 600)", f"its mode is {mode:o}, not 600")
