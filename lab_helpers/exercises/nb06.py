@@ -49,7 +49,7 @@ def _hostile_environment() -> Iterator[None]:
         "HTTPS_PROXY": NO_PROXY_THERE,
         "ALL_PROXY": NO_PROXY_THERE,
     }
-    with temporary_environment(trap, remove=["NO_PROXY"]):  # every spelling, so no_proxy cannot exempt localhost
+    with temporary_environment(trap, remove=["NO_PROXY"]):  # no_proxy too: it could exempt localhost
         yield
 
 
