@@ -69,6 +69,15 @@ def processes_left_behind(session: int, lab_dir: Path) -> list[tuple[int, str]]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its parent to collect it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
 def stop(processes: list[tuple[int, str]]) -> None:
     """SIGTERM, then SIGKILL after a bounded wait, each process by its id."""
     for pid, _ in processes:
@@ -78,7 +87,7 @@ def stop(processes: list[tuple[int, str]]) -> None:
             pass
     deadline = time.monotonic() + 5
     for pid, _ in processes:
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and _running(pid):
             time.sleep(0.1)
         try:
             os.kill(pid, signal.SIGKILL)
