@@ -36,8 +36,14 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 NEWS_PROMPT = "Would you like to get notified about official Jupyter news?"
 NOTIFICATION_SETTINGS = "/lab/api/settings/@jupyterlab/apputils-extension:notification"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", "--no-proxy-server",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--no-proxy-server",
 ]
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
@@ -81,7 +87,8 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workspace}",
             # A new learner's own settings and workspaces: empty folders. What the course ships
             # comes from the venv (share/jupyter/lab/settings/overrides.d), as on a learner's machine.
-            f"--LabApp.user_settings_dir={tmp_path / 'settings'}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+            f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
             "--ServerApp.allow_root=True",  # CI runs as root in its sandbox
         ],
         env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -165,7 +172,9 @@ def test_notebook_06_runs_in_a_real_browser(jupyterlab: str) -> None:
         finally:
             browser.close()
     assert "Hello, alice" in text
-    assert news_prompts == 0, "JupyterLab asks about news: the course's setting (jupyterlab-settings/) is not in effect"
+    assert news_prompts == 0, (
+        "JupyterLab asks about news: the course's setting (jupyterlab-settings/) is not in effect"
+    )
     # The answer is the course's default (JupyterLab applies shipped overrides to the schema's defaults),
     # not the learner's: their own settings are empty. Other notifications stay on.
     defaults = {name: spec["default"] for name, spec in notification_settings["schema"]["properties"].items()}
@@ -182,7 +191,8 @@ def test_notebook_06_runs_in_a_real_browser(jupyterlab: str) -> None:
 def test_the_news_prompt_is_seen_when_the_setting_asks(jupyterlab: str) -> None:
     """Negative control: with fetchNews back at JupyterLab's own default ("none"), the same check sees the prompt."""
     base, token = jupyterlab.split("/lab/")[0], jupyterlab.split("token=")[1]
-    lab_api(jupyterlab, NOTIFICATION_SETTINGS, {"raw": json.dumps({"fetchNews": "none"})})  # the learner's own choice wins
+    # The learner's own choice wins over the course's default.
+    lab_api(jupyterlab, NOTIFICATION_SETTINGS, {"raw": json.dumps({"fetchNews": "none"})})
     try:
         with playwright_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

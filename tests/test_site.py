@@ -20,9 +20,10 @@ import json
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
@@ -33,8 +34,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts" / "site"
 COURSE_NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", "--no-proxy-server",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--no-proxy-server",
 ]
 #: What to bring into view for a screenshot, per notebook page (the landing page is shot too).
 SCREENSHOTS = {
@@ -45,11 +52,13 @@ SCREENSHOTS = {
 MAX_CRAWL = 500  # pages and files: a bound on the crawl, far above the site's size
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"
+)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -78,17 +87,27 @@ class PageRecord:
     def __init__(self, page: Any) -> None:
         self.console_errors: list[str] = []
         self.requests: list[str] = []
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        page.on(
+            "console", lambda message: message.type == "error" and self.console_errors.append(message.text)
+        )
         page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
         page.on("request", lambda request: self.requests.append(request.url))
-        page.on("response", lambda response: response.status >= 400 and self.console_errors.append(
-            f"HTTP {response.status} for {response.url}"))
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and self.console_errors.append(f"HTTP {response.status} for {response.url}")
+            ),
+        )
 
     def other_hosts(self, base_url: str) -> list[str]:
         """Requests that left the site's own origin (data: and blob: URLs stay in the page)."""
         origin = urlsplit(base_url).netloc
-        return [url for url in self.requests if urlsplit(url).scheme in ("http", "https", "ws", "wss")
-                and urlsplit(url).netloc != origin]
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != origin
+        ]
 
 
 def open_page(browser: Any, url: str) -> tuple[Any, PageRecord]:
@@ -128,7 +147,9 @@ class _Links(HTMLParser):
 
 def broken_links(start_url: str) -> list[str]:
     """Crawl every page reachable from *start_url* within its origin; each broken link as 'page -> target'."""
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, whatever the proxy variables say
+    direct = urllib.request.build_opener(
+        urllib.request.ProxyHandler({})
+    )  # loopback, whatever the proxy variables say
     origin = urlsplit(start_url).netloc
     pages: dict[str, _Links | None] = {}
     queue, broken, checked = [(start_url, start_url)], [], 0
@@ -191,16 +212,23 @@ def test_the_landing_page_lists_every_notebook_in_course_order(site_url: str, br
     page, record = open_page(browser, site_url)  # index.html leads to the README's page
     try:
         assert page.url.endswith("/README.html")
-        navigation = [urlsplit(urljoin(page.url, href)).path for href in page.eval_on_selector_all(
-            "nav.bd-docs-nav a.reference.internal", "links => links.map(a => a.getAttribute('href'))")]
+        navigation = [
+            urlsplit(urljoin(page.url, href)).path
+            for href in page.eval_on_selector_all(
+                "nav.bd-docs-nav a.reference.internal", "links => links.map(a => a.getAttribute('href'))"
+            )
+        ]
         course_map = page.eval_on_selector_all(
-            "article a[href^='notebooks/']", "links => links.map(a => a.getAttribute('href'))")
+            "article a[href^='notebooks/']", "links => links.map(a => a.getAttribute('href'))"
+        )
         page.screenshot(path=str(ARTIFACTS / "landing-page.png"))
     finally:
         page.close()
     expected = [f"/notebooks/{notebook.stem}.html" for notebook in COURSE_NOTEBOOKS]
     in_navigation = [path for path in navigation if path.startswith("/notebooks/")]
-    assert in_navigation == expected, "the site is older than the notebooks, or out of order: run scripts/build-site.sh"
+    assert in_navigation == expected, (
+        "the site is older than the notebooks, or out of order: run scripts/build-site.sh"
+    )
     assert "/docs/workshop.html" in navigation
     # The README's links to notebooks/*.ipynb are links to the site's pages.
     assert sorted(set(course_map)) == [f"notebooks/{notebook.stem}.html" for notebook in COURSE_NOTEBOOKS]
@@ -218,7 +246,8 @@ def test_notebook_page_in_a_real_browser(notebook: Path, site_url: str, browser:
         outputs = page.locator(".cell_output").count()
         output_text = "\n".join(page.locator(".cell_output").all_inner_texts())
         charts = page.eval_on_selector_all(
-            ".cell_output img", "images => images.map(i => i.complete && i.naturalWidth > 0)")
+            ".cell_output img", "images => images.map(i => i.complete && i.naturalWidth > 0)"
+        )
         launch = page.locator(".run-it-yourself a[href*='mybinder.org']").first.get_attribute("href")
         command = page.locator(".run-it-yourself pre").first.inner_text().strip()
         if notebook.stem in SCREENSHOTS:
@@ -235,10 +264,16 @@ def test_notebook_page_in_a_real_browser(notebook: Path, site_url: str, browser:
     assert "Traceback (most recent call last)" not in output_text
     if "check.exercise_" in code(notebook):
         assert "not attempted yet" in output_text
-    assert diagrams >= markdown_mermaid_blocks(notebook) and drawn == diagrams, f"{drawn} of {diagrams} diagrams drawn"
+    assert diagrams >= markdown_mermaid_blocks(notebook) and drawn == diagrams, (
+        f"{drawn} of {diagrams} diagrams drawn"
+    )
     if "matplotlib" in code(notebook):
         assert charts and all(charts), f"charts shown as images: {charts}"
-    assert launch and launch.endswith(f"notebooks/{notebook.name}") and command.endswith(f"notebooks/{notebook.name}")
+    assert (
+        launch
+        and launch.endswith(f"notebooks/{notebook.name}")
+        and command.endswith(f"notebooks/{notebook.name}")
+    )
     if notebook.stem == "06_make_requests":
         assert "Hello, alice" in output_text
 
@@ -247,7 +282,9 @@ def test_no_internal_link_is_broken(site_url: str) -> None:
     assert broken_links(site_url) == []
 
 
-def test_the_checks_see_a_request_to_another_host_an_error_and_a_broken_link(tmp_path: Path, browser: Any) -> None:
+def test_the_checks_see_a_request_to_another_host_an_error_and_a_broken_link(
+    tmp_path: Path, browser: Any
+) -> None:
     """Negative control: a page that breaks each rule is caught by the same checks."""
     (tmp_path / "index.html").write_text(
         '<!DOCTYPE html><html><head><script src="http://cdn.example.invalid/lib.js"></script></head><body>'
@@ -256,7 +293,9 @@ def test_the_checks_see_a_request_to_another_host_an_error_and_a_broken_link(tmp
         "</body></html>",
         encoding="utf-8",
     )
-    (tmp_path / "page.html").write_text('<!DOCTYPE html><html><body><p id="here">here</p></body></html>', encoding="utf-8")
+    (tmp_path / "page.html").write_text(
+        '<!DOCTYPE html><html><body><p id="here">here</p></body></html>', encoding="utf-8"
+    )
     with serve(tmp_path) as url:
         page, record = open_page(browser, url)
         page.close()

@@ -34,7 +34,8 @@ def test_a_process_left_behind_is_found_and_stopped(tmp_path: Path) -> None:
     lab_dir = tmp_path / "lab"
     sleeper = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)"],
-        env={"MTLS_LAB_DIR": str(lab_dir), "PATH": ""}, start_new_session=True,
+        env={"MTLS_LAB_DIR": str(lab_dir), "PATH": ""},
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 10
@@ -43,7 +44,9 @@ def test_a_process_left_behind_is_found_and_stopped(tmp_path: Path) -> None:
             found = site_build.processes_left_behind(session=-1, lab_dir=lab_dir)
             time.sleep(0.05)
         assert [pid for pid, _ in found] == [sleeper.pid]
-        assert [pid for pid, _ in site_build.processes_left_behind(sleeper.pid, tmp_path / "other")] == [sleeper.pid]
+        assert [pid for pid, _ in site_build.processes_left_behind(sleeper.pid, tmp_path / "other")] == [
+            sleeper.pid
+        ]
         site_build.stop(found)
         assert sleeper.wait(timeout=10) != 0
     finally:

@@ -30,7 +30,7 @@ PAGES = {"README.md", "docs/workshop.md", "notebooks/00_start_here.ipynb", "note
 
 
 def test_the_site_setting_is_one_line_in_the_site_config() -> None:
-    settings = re.findall(r"^REPOSITORY_URL = \"(.+)\"$", (ROOT / "website" / "conf.py").read_text(), re.M)
+    settings = re.findall(r"^REPOSITORY_URL = \"(.+)\"$", (ROOT / "website" / "conf.py").read_text(), re.MULTILINE)
     assert len(settings) == 1
     course_site.Repository(settings[0])  # a GitHub address, or the build says what to set
 
@@ -73,18 +73,35 @@ def test_links_to_pages_stay_and_links_to_other_files_go_to_the_repository() -> 
         "![logo](logo.png)\n\n```bash\n[not a link](CONTRIBUTING.md)\n```\nand `[code](LICENSE)`\n"
     )
     rewritten = course_site.point_links_at_repository(markdown, "README.md", PAGES, REPOSITORY)
-    for kept in ("(notebooks/06_make_requests.ipynb)", "(docs/workshop.md)", "(#performance)", "(https://example.org/)",
-                 "![logo](logo.png)", "[not a link](CONTRIBUTING.md)", "`[code](LICENSE)`"):
+    for kept in (
+        "(notebooks/06_make_requests.ipynb)",
+        "(docs/workshop.md)",
+        "(#performance)",
+        "(https://example.org/)",
+        "![logo](logo.png)",
+        "[not a link](CONTRIBUTING.md)",
+        "`[code](LICENSE)`",
+    ):
         assert kept in rewritten, kept
     assert "(https://github.com/someone/mtls-course/blob/main/CONTRIBUTING.md#tests)" in rewritten
-    assert "(https://github.com/someone/mtls-course/blob/main/notebooks/solutions/06_make_requests.ipynb)" in rewritten
+    assert (
+        "(https://github.com/someone/mtls-course/blob/main/notebooks/solutions/06_make_requests.ipynb)"
+        in rewritten
+    )
 
 
 def test_links_are_resolved_from_the_page_folder() -> None:
-    markdown = "[README](../README.md) [neighbour](00_start_here.ipynb) [solution](solutions/00_start_here.ipynb)"
-    rewritten = course_site.point_links_at_repository(markdown, "notebooks/06_make_requests.ipynb", PAGES, REPOSITORY)
+    markdown = (
+        "[README](../README.md) [neighbour](00_start_here.ipynb) [solution](solutions/00_start_here.ipynb)"
+    )
+    rewritten = course_site.point_links_at_repository(
+        markdown, "notebooks/06_make_requests.ipynb", PAGES, REPOSITORY
+    )
     assert "(../README.md)" in rewritten and "(00_start_here.ipynb)" in rewritten
-    assert "(https://github.com/someone/mtls-course/blob/main/notebooks/solutions/00_start_here.ipynb)" in rewritten
+    assert (
+        "(https://github.com/someone/mtls-course/blob/main/notebooks/solutions/00_start_here.ipynb)"
+        in rewritten
+    )
 
 
 def test_the_contents_pick_up_every_course_notebook_and_no_solution() -> None:
@@ -98,7 +115,11 @@ def test_the_contents_pick_up_every_course_notebook_and_no_solution() -> None:
 
 def test_nbval_markers_become_the_tags_myst_nb_reads() -> None:
     skipped = {"cell_type": "code", "metadata": {}, "source": "# NBVAL_SKIP\nprint('needs a tool')"}
-    failing = {"cell_type": "code", "metadata": {"tags": ["x"]}, "source": ["# NBVAL_RAISES_EXCEPTION\n", "1 / 0"]}
+    failing = {
+        "cell_type": "code",
+        "metadata": {"tags": ["x"]},
+        "source": ["# NBVAL_RAISES_EXCEPTION\n", "1 / 0"],
+    }
     plain = {"cell_type": "code", "metadata": {}, "source": "print('# NBVAL_SKIP is only text here')"}
     for cell in (skipped, failing, plain):
         course_site.nbval_markers_as_tags(cell)
@@ -109,7 +130,9 @@ def test_nbval_markers_become_the_tags_myst_nb_reads() -> None:
 
 def test_a_notebook_page_gets_the_box_after_its_title_and_keeps_its_cells() -> None:
     source = (ROOT / "notebooks" / "06_make_requests.ipynb").read_text(encoding="utf-8")
-    page = json.loads(course_site.notebook_page(source, "notebooks/06_make_requests.ipynb", PAGES, README, REPOSITORY))
+    page = json.loads(
+        course_site.notebook_page(source, "notebooks/06_make_requests.ipynb", PAGES, README, REPOSITORY)
+    )
     original = json.loads(source)
 
     def text(cell: dict) -> str:

@@ -33,8 +33,19 @@ WEBSITE = ROOT / "website"
 DEFAULT_OUTPUT = ROOT / "build" / "site"
 #: Variables that change what TLS clients do; the notebooks would report this machine's values.
 MACHINE_VARIABLES = (
-    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
-    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "MTLS_EXERCISES_STRICT",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "MTLS_EXERCISES_STRICT",
 )
 
 
@@ -102,8 +113,19 @@ def build(output: Path) -> int:
     shutil.rmtree(doctrees, ignore_errors=True)  # every build executes every notebook afresh
     lab_dir = Path(tempfile.mkdtemp(prefix="mtls-site-lab-"))
     command = [
-        sys.executable, "-m", "sphinx", "--fail-on-warning", "--keep-going", "--builder", "html",
-        "--conf-dir", str(WEBSITE), "--doctree-dir", str(doctrees), str(ROOT), str(html),
+        sys.executable,
+        "-m",
+        "sphinx",
+        "--fail-on-warning",
+        "--keep-going",
+        "--builder",
+        "html",
+        "--conf-dir",
+        str(WEBSITE),
+        "--doctree-dir",
+        str(doctrees),
+        str(ROOT),
+        str(html),
     ]
     started = time.monotonic()
     try:

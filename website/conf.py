@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from course_site import EXTRA_PAGES, LANDING_PAGE, NOTEBOOK_PATTERN  # noqa: E402
+from course_site import EXTRA_PAGES, LANDING_PAGE, NOTEBOOK_PATTERN
 
 # ---------------------------------------------------------------------------------------------
 # THE ONE SETTING TO CHANGE IN A FORK: the repository's public address on GitHub. Every page's
@@ -37,7 +37,16 @@ course_repository_branch = "main"
 
 root_doc = Path(LANDING_PAGE).stem
 include_patterns = [LANDING_PAGE, *EXTRA_PAGES, NOTEBOOK_PATTERN]
-exclude_patterns = [".*", "**/.*", "build", "website", "node_modules", "**/lab-files", "notebooks/solutions", "tests"]
+exclude_patterns = [
+    ".*",
+    "**/.*",
+    "build",
+    "website",
+    "node_modules",
+    "**/lab-files",
+    "notebooks/solutions",
+    "tests",
+]
 
 # Markdown (MyST): ```mermaid fences become Mermaid diagrams, as on GitHub and in JupyterLab;
 # :::{admonition} boxes; anchors for the README's [Performance](#performance)-style links.
@@ -74,7 +83,9 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
 }
-html_context = {"default_mode": "auto"}  # light or dark as the reader's system says (an empty mode logs an error)
+html_context = {
+    "default_mode": "auto"
+}  # light or dark as the reader's system says (an empty mode logs an error)
 html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None

@@ -36,7 +36,9 @@ EXTRA_PAGES = ("docs/workshop.md",)
 #: The notebook a page that is not a notebook launches on Binder.
 FIRST_NOTEBOOK = "notebooks/00_start_here.ipynb"
 
-_SETUP_BLOCK = re.compile(r"```bash\n(?P<command>python3 -m venv [^\n]*jupyter lab (?P<path>\S+\.ipynb))\n```")
+_SETUP_BLOCK = re.compile(
+    r"```bash\n(?P<command>python3 -m venv [^\n]*jupyter lab (?P<path>\S+\.ipynb))\n```"
+)
 _INLINE_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]\n]*)\]\((?P<target>[^)\s]+)\)")
 _NBVAL_TAGS = {"NBVAL_SKIP": "skip-execution", "NBVAL_RAISES_EXCEPTION": "raises-exception"}
 
@@ -111,7 +113,7 @@ def point_links_at_repository(markdown: str, page: str, pages: set[str], reposit
 
     def replace(match: re.Match[str]) -> str:
         target = match.group("target")
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith(("#", "/")):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith(("#", "/")):
             return match.group(0)  # a web address, an anchor in this page, or a site-absolute path
         path, _, anchor = target.partition("#")
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
@@ -120,13 +122,13 @@ def point_links_at_repository(markdown: str, page: str, pages: set[str], reposit
         return f"[{match.group('text')}]({repository.file_url(resolved)}{'#' + anchor if anchor else ''})"
 
     # Code is shown as written: links are rewritten only outside fenced blocks and `code spans`.
-    parts = re.split(r"(^```.*?^```[^\n]*$|`[^`\n]+`)", markdown, flags=re.M | re.S)
+    parts = re.split(r"(^```.*?^```[^\n]*$|`[^`\n]+`)", markdown, flags=re.MULTILINE | re.DOTALL)
     return "".join(part if index % 2 else _INLINE_LINK.sub(replace, part) for index, part in enumerate(parts))
 
 
 def insert_after_title(markdown: str, block: str) -> str:
     """*block* after the page's first ``# `` heading (or at the top when there is none)."""
-    match = re.search(r"^# .*\n", markdown, re.M)
+    match = re.search(r"^# .*\n", markdown, re.MULTILINE)
     at = match.end() if match else 0
     return f"{markdown[:at]}\n{block}\n{markdown[at:]}"
 
@@ -160,14 +162,21 @@ def notebook_page(source: str, page: str, pages: set[str], readme: str, reposito
             text = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
             cell["source"] = point_links_at_repository(text, page, pages, repository)
         nbval_markers_as_tags(cell)
-    box = {"cell_type": "markdown", "id": "run-it-yourself", "metadata": {}, "source": run_it_yourself(page, readme, repository)}
+    box = {
+        "cell_type": "markdown",
+        "id": "run-it-yourself",
+        "metadata": {},
+        "source": run_it_yourself(page, readme, repository),
+    }
     cells.insert(1 if cells and cells[0]["cell_type"] == "markdown" else 0, box)
     return json.dumps(notebook)
 
 
 def markdown_page(source: str, page: str, pages: set[str], readme: str, repository: Repository) -> str:
     """A Markdown page (the README, a guide) as the site shows it; the landing page also carries the contents."""
-    text = insert_after_title(point_links_at_repository(source, page, pages, repository), run_it_yourself(page, readme, repository))
+    text = insert_after_title(
+        point_links_at_repository(source, page, pages, repository), run_it_yourself(page, readme, repository)
+    )
     if page == LANDING_PAGE:
         text += table_of_contents(NOTEBOOK_PATTERN, EXTRA_PAGES)
     return text
@@ -179,7 +188,9 @@ def setup(app: Any) -> dict[str, Any]:
 
     def on_source_read(app: Any, docname: str, content: list[str]) -> None:
         page = Path(app.env.doc2path(docname)).relative_to(app.srcdir).as_posix()
-        pages = {Path(app.env.doc2path(name)).relative_to(app.srcdir).as_posix() for name in app.env.found_docs}
+        pages = {
+            Path(app.env.doc2path(name)).relative_to(app.srcdir).as_posix() for name in app.env.found_docs
+        }
         readme = (Path(app.srcdir) / LANDING_PAGE).read_text(encoding="utf-8")
         repository = Repository(app.config.course_repository_url, app.config.course_repository_branch)
         build = notebook_page if page.endswith(".ipynb") else markdown_page
@@ -207,7 +218,10 @@ def setup(app: Any) -> dict[str, Any]:
         if exception is not None or app.builder.format != "html":
             return
         dist, target = Path(app.config.course_mermaid_dist), Path(app.outdir) / "_static" / "mermaid"
-        for source in [dist / "mermaid.esm.min.mjs", *sorted((dist / "chunks" / "mermaid.esm.min").glob("*.mjs"))]:
+        for source in [
+            dist / "mermaid.esm.min.mjs",
+            *sorted((dist / "chunks" / "mermaid.esm.min").glob("*.mjs")),
+        ]:
             destination = target / source.relative_to(dist)
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(source.read_bytes())
