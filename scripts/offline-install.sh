@@ -18,8 +18,9 @@ case "${1:-}" in
     # requirements.txt ends with "-e ." (this checkout): that part is installed from here, not downloaded.
     grep -v '^-e' requirements.txt > "$wheelhouse/requirements-pinned.txt"
     "$python" -m pip download --quiet --dest "$wheelhouse" -r "$wheelhouse/requirements-pinned.txt"
-    # What pip needs to install "-e ." (its build backend), so that step works offline too.
-    "$python" -m pip download --quiet --dest "$wheelhouse" "setuptools>=77" wheel
+    # What pip needs to install "-e ." (the build backend, and what its editable build asks for),
+    # so that step works offline too.
+    "$python" -m pip download --quiet --dest "$wheelhouse" "hatchling>=1.27" "editables~=0.3"
     echo "Wheelhouse ready: $wheelhouse ($(ls "$wheelhouse" | wc -l) files)"
     ;;
   install)
