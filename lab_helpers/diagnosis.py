@@ -87,8 +87,11 @@ CASES: tuple[_Case, ...] = (
           "The public key inside the certificate is not the public half of the key file.",
           "Pair each certificate with the key its CSR was made from, or issue a new certificate for this key."),
     _Case("key-too-small", ("EE_KEY_TOO_SMALL", "CA_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"),
-          "A key or signature is too weak for OpenSSL's security level.",
-          "OpenSSL's default security level refuses RSA keys under 2048 bits and SHA-1 signatures.",
+          "A key or signature is too weak for the security level of this side's OpenSSL context.",
+          "Security level 2 refuses RSA keys under 2048 bits and SHA-1 signatures. Python's ssl sets it on "
+          "every context (its default cipher string starts with @SECLEVEL=2), and so do OpenSSL 3.2 and later "
+          "and distribution builds such as Debian's; OpenSSL's own default was level 1 before 3.2, so an older "
+          "curl or Node.js may still accept what Python refuses.",
           "Issue the certificate again with ECDSA P-256 or RSA-2048 (or larger) and SHA-256."),
     _Case("proxy-in-the-way", ("ProxyError",),
           "The request went to a proxy, which failed, instead of to the server.",
@@ -186,7 +189,9 @@ CASES: tuple[_Case, ...] = (
           "The server rejected the client: it must check a CRL and has none from the client certificate's issuer.",
           "VERIFY_CRL_CHECK_LEAF is on, but no CRL of the CA that issued the client's certificate was loaded: "
           "OpenSSL then refuses everyone rather than guess.",
-          "Load the issuing CA's CRL into the server (build_server_context(..., crl_file=...)), or turn the check off."),
+          "Load a current CRL from the CA that issued the client's certificate (build_server_context(..., "
+          "crl_file=...); with an intermediate CA, the intermediate's CRL), and publish a new one before each "
+          "nextUpdate. Refusing everyone meanwhile is the check working: it fails closed."),
     _Case("crl-stale", ("CRL has expired@server", "CRL is not yet valid@server"),
           "The server rejected the client: its CRL is out of date (past its nextUpdate) or not yet valid.",
           "A CRL is valid until its nextUpdate; after that OpenSSL no longer trusts what it says, revoked or not.",
