@@ -20,7 +20,7 @@ failures, checked against OpenSSL 3.0 (``openssl verify -crl_check`` and
 - among several CRLs from that issuer, the one OpenSSL would pick: without an
   unhandled critical extension, in scope, current, then the newest.
 - then, in OpenSSL's order: the issuer's KeyUsage must allow cRLSign; the CRL
-  must cover this kind of certificate (``Different CRL scope``); it must be
+  must cover this kind of certificate (``different CRL scope``); it must be
   current (``CRL is not yet valid``, ``CRL has expired``: nextUpdate is past);
   its signature must verify (``CRL signature failure``); it must have no
   critical extension we do not process (``unhandled critical CRL extension``).
@@ -29,8 +29,10 @@ failures, checked against OpenSSL 3.0 (``openssl verify -crl_check`` and
 - finally the serial: ``certificate revoked``.
 
 Not supported, as in OpenSSL without ``X509_V_FLAG_EXTENDED_CRL_SUPPORT``:
-indirect CRLs and CRLs that cover only some reasons are not used; delta CRLs
-are not used either.
+indirect CRLs and CRLs that cover only some reasons are not used. Delta CRLs
+are not used either: a delta lists only what changed since its base CRL
+(RFC 5280 5.2.4), so a serial it leaves out may still be revoked. OpenSSL 3.0
+reads a lone delta CRL as if it were complete; here it fails closed.
 """
 
 from __future__ import annotations
@@ -224,7 +226,7 @@ def _certificate_failure(
         )
     if not _in_scope(certificate, crl, extensions):
         return (
-            f"Different CRL scope: {source} does not cover {_name(certificate)} (its IssuingDistributionPoint "
+            f"different CRL scope: {source} does not cover {_name(certificate)} (its IssuingDistributionPoint "
             "limits it to other certificates or another distribution point). Pass the CRL that covers it."
         )
     if crl.last_update_utc > now:

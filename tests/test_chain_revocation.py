@@ -59,6 +59,14 @@ def crl_by_hand(
     return builder.sign(ca.private_key, hashes.SHA256())
 
 
+def idp(
+    *, only_user: bool = False, only_ca: bool = False, reasons: bool = False
+) -> x509.IssuingDistributionPoint:
+    """An IssuingDistributionPoint that limits what a CRL covers."""
+    some = frozenset({x509.ReasonFlags.key_compromise}) if reasons else None
+    return x509.IssuingDistributionPoint(None, None, only_user, only_ca, some, False, False)
+
+
 @dataclass
 class Hierarchy:
     """lab-root -> lab-intermediate -> alice (a client), and a server certificate for the handshakes."""
@@ -255,6 +263,30 @@ def _cases() -> list[
             "CRL signature failure",
         ),
         (
+            "leaf: a CRL for CA certificates only",
+            "leaf",
+            lambda p: [crl_by_hand(p.intermediate, extra=((idp(only_ca=True), True),))],
+            "different CRL scope",
+        ),
+        (
+            "leaf: a CRL for end entities only",
+            "leaf",
+            lambda p: [crl_by_hand(p.intermediate, extra=((idp(only_user=True), True),))],
+            None,
+        ),
+        (
+            "chain: the root's CRL covers end entities only",
+            "chain",
+            lambda p: [crl_by_hand(p.root, extra=((idp(only_user=True), True),)), fresh_intermediate(p)],
+            "different CRL scope",
+        ),
+        (
+            "leaf: a CRL for some reasons only",
+            "leaf",
+            lambda p: [crl_by_hand(p.intermediate, extra=((idp(reasons=True), True),))],
+            "unable to get certificate CRL",
+        ),
+        (
             "leaf: AKI names another key of a CA with the same name",
             "leaf",
             lambda p: [CertificateAuthority.create_root("lab-intermediate").create_crl([])],
@@ -376,3 +408,13 @@ def test_no_roots_at_all_is_a_verdict_not_a_traceback() -> None:
     leaf = CertificateAuthority.create_root().issue_client_certificate("alice").certificate
     verdict = verify_chain(leaf, roots=[], purpose="client")
     assert not verdict.ok and verdict.error
+
+
+def test_a_delta_crl_alone_is_not_a_complete_list(pki: Hierarchy) -> None:
+    """A departure on purpose: a delta CRL lists only changes since its base (RFC 5280 5.2.4), so leaving
+    a serial out says nothing. OpenSSL 3.0 uses a lone delta as if it were complete; verify_chain fails closed."""
+    delta = [crl_by_hand(pki.intermediate, extra=((x509.DeltaCRLIndicator(6), True),))]
+    assert pki.openssl(delta, LEAF) in (None, "unable to get certificate CRL")
+    reason = pki.verdict(delta, "leaf") or ""
+    assert reason.startswith("unable to get certificate CRL:") and "delta CRL" in reason
+    assert pki.verdict([crl_by_hand(pki.intermediate)], "leaf") is None  # the twin: a complete CRL
