@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from typing import Iterable, Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from .errors import LabError
 from .revocation import RevocationScope, revocation_failure
+from .tolerant import name_text, unreadable_part
 
 __all__ = ["ChainVerdict", "verify_chain", "peer_name"]
 
@@ -56,6 +58,16 @@ def peer_name(name: str) -> x509.verification.Subject:  # type: ignore[name-defi
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
+
+
+def _unreadable(certificates: Iterable[x509.Certificate]) -> str | None:
+    """Which certificate cannot be read in full, and why; None when all can."""
+    for certificate in certificates:
+        problem = unreadable_part(certificate)
+        if problem is not None:
+            name = name_text(certificate, "subject")[0] or "(empty subject)"
+            return f"the certificate {name} cannot be read in full: {problem}"
+    return None
 
 
 def verify_chain(
@@ -110,9 +122,14 @@ def verify_chain(
         else:
             verified = builder.build_client_verifier().verify(leaf, intermediates)
             chain, client_names = tuple(verified.chain), tuple(verified.subjects or ())
-    except (VerificationError, ValueError) as error:
+    except VerificationError as error:
         # cryptography appends a dump of the certificate it was processing: keep the sentence.
         return ChainVerdict(False, error=str(error).split(" (encountered processing", 1)[0])
+    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm) as error:  # a part it could not parse
+        return ChainVerdict(False, error=_unreadable([leaf, *intermediates]) or str(error))
+    unreadable = _unreadable(chain)  # cryptography's verifier reads only what it needs; a verdict needs it all
+    if unreadable:
+        return ChainVerdict(False, chain=chain, error=unreadable)
     if scope is not None:
         revoked = revocation_failure(chain, crls, scope=scope, at=at)
         if revoked:

@@ -25,7 +25,14 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from .errors import KeyMismatchError, KeyPasswordError, LabError, LabFileMissingError, NotPEMError
+from .errors import (
+    KeyMismatchError,
+    KeyPasswordError,
+    LabError,
+    LabFileMissingError,
+    NotPEMError,
+    UnreadableCertificateError,
+)
 from .pki import (
     CertificateAuthority,
     IssuedCertificate,
@@ -33,6 +40,7 @@ from .pki import (
     PrivateKey,
     key_matches_certificate,
 )
+from .tolerant import read_public_key
 
 __all__ = [
     "LAB_DIR_VARIABLE",
@@ -275,6 +283,12 @@ def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = N
 
 
 def check_key_matches(private_key: PrivateKey, certificate: x509.Certificate, *, key_path: object, cert_path: object) -> None:
+    _, problem = read_public_key(certificate)
+    if problem is not None:
+        raise UnreadableCertificateError(
+            f"The public key in {cert_path} cannot be read ({problem}), so it cannot be paired with {key_path}. "
+            "Use a certificate with an ECDSA, RSA or Ed25519 key."
+        )
     if not key_matches_certificate(private_key, certificate):
         raise KeyMismatchError(
             f"{key_path} is not the private key of {cert_path} (their public keys differ; "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Literal, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -98,8 +99,15 @@ def _public_bytes(key: object) -> bytes:
 
 
 def key_matches_certificate(private_key: PrivateKey, certificate: x509.Certificate) -> bool:
-    """True when ``private_key`` is the private half of the certificate's public key."""
-    return _public_bytes(private_key.public_key()) == _public_bytes(certificate.public_key())
+    """True when ``private_key`` is the private half of the certificate's public key.
+
+    False too when the certificate's key cannot be read at all (an algorithm ``cryptography`` does not know).
+    """
+    try:
+        public_key = certificate.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        return False
+    return _public_bytes(private_key.public_key()) == _public_bytes(public_key)
 
 
 def parse_names(names: Iterable[str]) -> list[x509.GeneralName]:

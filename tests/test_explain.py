@@ -184,6 +184,7 @@ def test_every_explanation_says_what_to_do() -> None:
         ("CRL has expired", "crl-stale"),
         ("CRL signature failure", "crl-signature-failure"),
         ("self-signed certificate in certificate chain", "client-ca-not-trusted"),
+        ("invalid or inconsistent certificate extension", "client-certificate-malformed"),
     ],
 )
 def test_revocation_and_chain_reasons_from_the_server(server_reason: str, key: str) -> None:
