@@ -259,9 +259,23 @@ def load_csr(path: str | os.PathLike[str]) -> x509.CertificateSigningRequest:
     return _parse_pem(_read(path, "CSR"), str(path), "certificate signing request", x509.load_pem_x509_csr)
 
 
+def _is_encrypted(data: bytes) -> bool:
+    """An encrypted key in PEM: PKCS#8 (what the lab writes) or OpenSSL's traditional Proc-Type form."""
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
+
+
 def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = None) -> PrivateKey:
-    """Load a PEM private key; an encrypted key needs its ``password`` (never prompted for)."""
+    """Load a PEM private key; an encrypted key needs its ``password`` (never prompted for).
+
+    With a password, any failure to decrypt or parse an encrypted key is reported
+    as a password error. A wrong password is caught by the padding check of the
+    last cipher block only most of the time: about 1 time in 256 the padding is
+    valid by chance, and what fails is the parsing of the garbage that comes out.
+    That is still a wrong password far more often than a damaged file, and a learner
+    told to recreate a key whose password they mistyped would lose the key.
+    """
     data = _read(path, "private key")
+    encrypted = _is_encrypted(data)
     try:
         key = _parse_pem(
             data, str(path), "private key",
@@ -274,6 +288,12 @@ def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = N
             ) from error
         raise KeyPasswordError(f"{path} is not encrypted: call load_private_key without a password.") from error
     except ValueError as error:
+        if encrypted and password is not None:
+            raise KeyPasswordError(
+                f"{path} could not be decrypted: wrong password, or the file is damaged. Check the password "
+                "first (a key is not lost because its password was mistyped); if it is right, restore the "
+                "file from a copy or make a new key."
+            ) from error
         if isinstance(error, NotPEMError):
             raise
         raise KeyPasswordError(
@@ -286,8 +306,8 @@ def check_key_matches(private_key: PrivateKey, certificate: x509.Certificate, *,
     _, problem = read_public_key(certificate)
     if problem is not None:
         raise UnreadableCertificateError(
-            f"The public key in {cert_path} cannot be read ({problem}), so it cannot be paired with {key_path}. "
-            "Use a certificate with an ECDSA, RSA or Ed25519 key."
+            f"The public key in {cert_path} cannot be read ({problem}), so it cannot be paired with "
+            f"{key_path}. Use a certificate with an ECDSA, RSA or Ed25519 key."
         )
     if not key_matches_certificate(private_key, certificate):
         raise KeyMismatchError(
