@@ -75,8 +75,15 @@ def lab_dir(directory: str | os.PathLike[str] | None = None, *, create: bool = T
     """
     chosen = directory or os.environ.get(LAB_DIR_VARIABLE) or "lab-files"
     path = Path(chosen).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise LabError(f"{path} is a file, not a folder. Name a folder for the lab files (it is created when missing).")
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file where a parent folder should be, no permission, a read-only disk
+            raise LabError(
+                f"Cannot create the lab folder {path} ({error.strerror}). Choose a folder you can write in."
+            ) from None
     elif not path.is_dir():
         raise LabFileMissingError(
             f"The lab folder {path} does not exist. Create the lab files first: "
@@ -209,6 +216,10 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
     file = Path(path)
     try:
         return file.read_bytes()
+    except IsADirectoryError:
+        raise LabError(f"{file} is a folder, not a file: pass the {what} file itself.") from None
+    except PermissionError:
+        raise LabError(f"{file} cannot be read (permission denied): check its owner and mode.") from None
     except FileNotFoundError:
         if what == "CRL":
             how = f"`python -m lab_helpers revoke --dir {file.parent} --cert FILE`, or ca.create_crl() and save_crl()"

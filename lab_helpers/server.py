@@ -20,6 +20,7 @@ notebook can live with it:
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import socket
@@ -266,6 +267,11 @@ class MTLSServer:
         try:
             self._httpd = _HTTPServer(self, (self.host, self.requested_port), self.handler)
         except OSError as error:
+            if error.errno == errno.EACCES:
+                raise LabError(
+                    f"Cannot listen on {self.host}:{self.requested_port} (permission denied): ports below 1024 "
+                    "need administrator rights. Use port=0 to get a free one, or a port from 1024 up."
+                ) from error
             raise LabError(
                 f"Cannot listen on {self.host}:{self.requested_port} ({error.strerror}). "
                 "Another program uses that port: use port=0 to get a free one, or stop the other program."
