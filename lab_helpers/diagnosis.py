@@ -18,7 +18,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Iterable
 
+from cryptography import x509
+
 from .errors import LabError
+from .tolerant import name_text
 from .tls import exception_chain, innermost_tls_error
 
 __all__ = ["Explanation", "explain", "CASES"]
@@ -313,6 +316,13 @@ def _match(signals: Iterable[str]) -> tuple[_Case, str] | None:
 
 def explain(failure: BaseException | object | str) -> Explanation:
     """Explain an exception, a :class:`~lab_helpers.server.Rejection`, or a server reason string."""
+    if isinstance(failure, x509.Certificate):  # a certificate is not a failure: say what reads one
+        return Explanation(
+            "not-a-failure", "This is a certificate, not a failure.",
+            "explain() reads errors: an exception, a server's rejection, or its reason.",
+            "Read the certificate with describe(certificate); pass explain() the error it caused.",
+            f"a certificate for {name_text(failure, 'subject')[0] or '(empty subject)'}", recognised=False,
+        )  # fmt: skip
     if isinstance(failure, BaseException):
         if isinstance(failure, LabError) and not _match([type(failure).__name__]):
             return Explanation("lab-error", "The lab refused the input.", str(failure), "See the message.", str(failure))

@@ -201,6 +201,15 @@ def test_explain_of_the_parse_error_never_raises(name: str, by_name: dict[str, O
             assert explanation.key == "certificate-unreadable"
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_explain_given_the_certificate_itself_points_to_describe(
+    name: str, by_name: dict[str, OddCertificate]
+) -> None:
+    explanation = explain(by_name[name].certificate)
+    assert explanation.key == "not-a-failure" and "describe(certificate)" in explanation.fix
+    assert str(explanation) and explanation._repr_html_()
+
+
 @pytest.fixture(scope="module")
 def server(lab: LabPaths) -> Iterator[MTLSServer]:
     with MTLSServer(build_server_context(lab.server_cert, lab.server_key, lab.ca_cert), name=None) as running:
@@ -249,7 +258,9 @@ def test_the_lab_server_answers_or_refuses_each_one_with_a_reason(
         assert explain(outcome.error).recognised, (name, outcome.detail)
         if outcome.server_reason not in (None, "client closed the connection during the handshake"):
             explanation = explain(outcome.server_reason)  # a clear outcome, recognised or honestly not
-            assert explanation.recognised or outcome.server_reason == "unhandled critical extension", explanation
+            assert explanation.recognised or outcome.server_reason == "unhandled critical extension", (
+                explanation
+            )
     assert not server.handler_errors, list(server.handler_errors)  # never a traceback in the handler
 
 
@@ -266,7 +277,10 @@ def test_an_unhandled_critical_extension_is_explained_from_the_clients_side(outc
     outcome = outcomes["unknown-critical"]
     assert outcome.server_reason == "unhandled critical extension"
     assert explain(outcome.server_reason).key == "not-recognised"
-    assert explain(outcome.error).key in ("client-certificate-unknown", "server-closed-connection")  # TLS 1.3 timing
+    assert explain(outcome.error).key in (
+        "client-certificate-unknown",
+        "server-closed-connection",
+    )  # TLS 1.3 timing
 
 
 def test_a_certificate_openssl_will_not_load_is_explained(outcomes: dict) -> None:
