@@ -67,6 +67,7 @@ _EXPORTS = {
     "NotACAError": "errors",
     "NotPEMError": "errors",
     "TamperedCSRError": "errors",
+    "UnreadableCertificateError": "errors",
     "LabPaths": "files",
     "create_seed_pki": "files",
     "ensure_seed_pki": "files",
@@ -128,6 +129,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         NotACAError,
         NotPEMError,
         TamperedCSRError,
+        UnreadableCertificateError,
     )
     from .files import (
         LabPaths,

@@ -8,6 +8,7 @@ and checks their outcomes; ``doctor`` is the room check for a workshop.
 from __future__ import annotations
 
 import argparse
+import glob
 import signal
 import ssl
 import sys
@@ -15,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from .arguments import OneLineParser, client_name, port_number, round_count
 from .errors import LabError
 
 __all__ = ["main"]
@@ -46,15 +48,15 @@ def _command_serve(args: argparse.Namespace) -> int:
     paths = LabPaths.in_dir(args.dir, create=False)
     certificate = paths.server_cert_to_send  # the chain file when there is an intermediate
     crl = Path(args.crl) if args.crl else None
-    if crl is not None and not crl.exists():
-        raise LabError(
-            f"{crl} does not exist. Make the lab CRL first: `python -m lab_helpers revoke --dir {paths.directory} "
-            "--cert FILE` writes ca.crl with the certificate it revokes."
-        )
+    if crl is not None:
+        from .revoke import check_crl_for_clients
+
+        check_crl_for_clients(paths, crl)  # a CRL from another CA would refuse every client
 
     def build() -> ssl.SSLContext:
         return build_server_context(certificate, paths.server_key, paths.ca_cert, crl_file=crl)
 
+    context = build()  # every file is read and checked here, before the server or any signal is touched
     stop = threading.Event()
     # SIGTERM (from kill, systemd, a test harness) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -62,7 +64,7 @@ def _command_serve(args: argparse.Namespace) -> int:
     # background with SIGINT ignored (as non-interactive shells do).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     show = None if args.quiet else (lambda line: print(line, flush=True))
-    server = MTLSServer(build(), port=args.port, name=None, on_event=show).start()
+    server = MTLSServer(context, port=args.port, name=None, on_event=show).start()
     watched = [certificate, paths.server_key] + ([crl] if crl else [])
     watcher = FileWatcher(watched, rebuild=build, apply=server.replace_context, report=lambda line: print(line, flush=True))
     print(f"Serving mTLS on {server.url} (127.0.0.1 only). Press Ctrl-C to stop.", flush=True)
@@ -123,6 +125,10 @@ def _command_exercises(args: argparse.Namespace) -> int:
     from .exercises.derive import sync
 
     root = Path(args.root).resolve()
+    if not (root / "notebooks" / "solutions").is_dir():
+        raise LabError(f"{root} has no notebooks/solutions folder. Pass the repository's root folder with --root.")
+    if args.only and not list((root / "notebooks" / "solutions").glob(f"{glob.escape(args.only)}*.ipynb")):
+        raise LabError(f"No solution notebook's name starts with {args.only!r}: pass two digits, e.g. --only 04.")
     differing = sync(root, write=not args.check, only=args.only)
     if args.check:
         for name in differing:
@@ -133,13 +139,15 @@ def _command_exercises(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab_helpers", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m lab_helpers", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pki = commands.add_parser("pki", help="write the article's CA, server and client files to a folder")
     pki.add_argument("--dir", default=None, help="lab folder (default: $MTLS_LAB_DIR or ./lab-files)")
     pki.add_argument("--key-type", choices=["ec", "rsa", "ed25519"], default="ec", help="default: ec (ECDSA P-256)")
-    pki.add_argument("--client-name", default="alice", help="the client certificate's name (default: alice)")
+    pki.add_argument(
+        "--client-name", default="alice", type=client_name, help="the client certificate's name (default: alice)"
+    )
     pki.add_argument("--force", action="store_true", help="replace lab files that already exist")
     pki.add_argument(
         "--intermediate", action="store_true",
@@ -149,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the mTLS server in the foreground, like the article's node index.js")
     serve.add_argument("--dir", default=None, help="lab folder with ca.crt, server.crt, server.key")
-    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
+    serve.add_argument("--port", type=port_number, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
     serve.add_argument("--quiet", action="store_true", help="do not print a line per request and rejection")
     serve.add_argument("--crl", default=None, help="reject client certificates this CRL lists (re-read when it changes)")
 
@@ -168,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(run=_command_doctor)
 
     bench = commands.add_parser("bench", help="measure PKI creation, requests and handshakes (and the article's Node.js server)")
-    bench.add_argument("--rounds", type=int, default=5, help="rounds per measurement; medians are reported")
+    bench.add_argument(
+        "--rounds", type=round_count, default=5, help="rounds per measurement (1 to 1000); medians are reported"
+    )
     bench.add_argument("--quick", action="store_true", help="a short run (a few seconds) with fewer requests")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON (progress still goes to stderr)")
     bench.set_defaults(run=_command_bench)
@@ -189,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except LabError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path the system refused (permissions, a full disk): one line, not a traceback
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}. Check the path, and that you may read and write there.",
+              file=sys.stderr)
         return 2
 
 

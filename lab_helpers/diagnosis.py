@@ -18,7 +18,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Iterable
 
+from cryptography import x509
+
 from .errors import LabError
+from .tolerant import name_text
 from .tls import exception_chain, innermost_tls_error
 
 __all__ = ["Explanation", "explain", "CASES"]
@@ -86,9 +89,18 @@ CASES: tuple[_Case, ...] = (
           "The client could not start: its private key does not belong to its certificate.",
           "The public key inside the certificate is not the public half of the key file.",
           "Pair each certificate with the key its CSR was made from, or issue a new certificate for this key."),
+    _Case("client-file-unreadable", ("[SSL] PEM lib",),
+          "The client could not start: OpenSSL could not read its certificate or key file (PEM lib).",
+          "The file is not PEM, is damaged, or holds something OpenSSL cannot decode, such as a certificate "
+          "whose subject is not valid UTF-8.",
+          "Read the file with describe(path) for a certificate, or load_private_key(path) for a key: both say "
+          "what is wrong. Then make the file again."),
     _Case("key-too-small", ("EE_KEY_TOO_SMALL", "CA_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"),
-          "A key or signature is too weak for OpenSSL's security level.",
-          "OpenSSL's default security level refuses RSA keys under 2048 bits and SHA-1 signatures.",
+          "A key or signature is too weak for the security level of this side's OpenSSL context.",
+          "Security level 2 refuses RSA keys under 2048 bits and SHA-1 signatures. Python's ssl sets it on "
+          "every context (its default cipher string starts with @SECLEVEL=2), and so do OpenSSL 3.2 and later "
+          "and distribution builds such as Debian's; OpenSSL's own default was level 1 before 3.2, so an older "
+          "curl or Node.js may still accept what Python refuses.",
           "Issue the certificate again with ECDSA P-256 or RSA-2048 (or larger) and SHA-256."),
     _Case("proxy-in-the-way", ("ProxyError",),
           "The request went to a proxy, which failed, instead of to the server.",
@@ -140,6 +152,15 @@ CASES: tuple[_Case, ...] = (
           "A verifier in strict mode (Python 3.13 by default) rejected a certificate that lacks a required extension.",
           "RFC 5280 requires these extensions; Python 3.13 and urllib3 on 3.13 enforce them with VERIFY_X509_STRICT.",
           "Issue certificates with SKI and AKI, a critical BasicConstraints, and KeyUsage on CAs (the lab's CA does)."),
+    _Case("certificate-unreadable",
+          ("INVALID_CERTIFICATE", "UnreadableCertificateError", "DuplicateExtension", "error parsing asn1 value",
+           "invalid or inconsistent certificate extension"),
+          "A certificate could not be read: a part of it is malformed.",
+          "An extension cannot be decoded (its ASN.1 is cut short, or holds a value its type does not allow), an "
+          "extension appears twice, or a name is not valid. OpenSSL (INVALID_CERTIFICATE, as it loads the "
+          "certificate) and cryptography refuse the whole certificate rather than guess.",
+          "Read it with describe(certificate): it names the part that cannot be parsed and why. Issue the "
+          "certificate again from a CA that writes well-formed extensions."),
     # -- the server rejected the client (the client got an alert) -------------
     _Case("client-certificate-missing", ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "PEER_DID_NOT_RETURN_A_CERTIFICATE@server"),
           "The server rejected the client: it sent no certificate.",
@@ -177,6 +198,15 @@ CASES: tuple[_Case, ...] = (
           _SERVER_REJECTED_CLIENT,
           "The client presented a certificate whose ExtendedKeyUsage lacks clientAuth (for example a server certificate).",
           "Give the client a certificate issued with the client profile (EKU clientAuth)."),
+    _Case("client-certificate-malformed", ("invalid or inconsistent certificate extension@server",),
+          _SERVER_REJECTED_CLIENT,
+          "An extension of the client's certificate is malformed or contradicts another.",
+          "Read the certificate with describe(certificate), which names the extension, and issue it again."),
+    _Case("client-certificate-unknown", ("SSLV3_ALERT_CERTIFICATE_UNKNOWN",),
+          _SERVER_REJECTED_CLIENT,
+          "OpenSSL sends the alert certificate_unknown when it refuses a certificate for a reason that has no "
+          "alert of its own, such as an unhandled critical extension.",
+          "Read the server's record for its precise reason (the lab server keeps it: server.rejections)."),
     _Case("client-certificate-revoked", ("SSLV3_ALERT_CERTIFICATE_REVOKED", "certificate revoked@server"),
           _SERVER_REJECTED_CLIENT,
           "The CA's revocation list, which the server checks, names the client's certificate.",
@@ -186,7 +216,9 @@ CASES: tuple[_Case, ...] = (
           "The server rejected the client: it must check a CRL and has none from the client certificate's issuer.",
           "VERIFY_CRL_CHECK_LEAF is on, but no CRL of the CA that issued the client's certificate was loaded: "
           "OpenSSL then refuses everyone rather than guess.",
-          "Load the issuing CA's CRL into the server (build_server_context(..., crl_file=...)), or turn the check off."),
+          "Load a current CRL from the CA that issued the client's certificate (build_server_context(..., "
+          "crl_file=...); with an intermediate CA, the intermediate's CRL), and publish a new one before each "
+          "nextUpdate. Refusing everyone meanwhile is the check working: it fails closed."),
     _Case("crl-stale", ("CRL has expired@server", "CRL is not yet valid@server"),
           "The server rejected the client: its CRL is out of date (past its nextUpdate) or not yet valid.",
           "A CRL is valid until its nextUpdate; after that OpenSSL no longer trusts what it says, revoked or not.",
@@ -284,6 +316,13 @@ def _match(signals: Iterable[str]) -> tuple[_Case, str] | None:
 
 def explain(failure: BaseException | object | str) -> Explanation:
     """Explain an exception, a :class:`~lab_helpers.server.Rejection`, or a server reason string."""
+    if isinstance(failure, x509.Certificate):  # a certificate is not a failure: say what reads one
+        return Explanation(
+            "not-a-failure", "This is a certificate, not a failure.",
+            "explain() reads errors: an exception, a server's rejection, or its reason.",
+            "Read the certificate with describe(certificate); pass explain() the error it caused.",
+            f"a certificate for {name_text(failure, 'subject')[0] or '(empty subject)'}", recognised=False,
+        )  # fmt: skip
     if isinstance(failure, BaseException):
         if isinstance(failure, LabError) and not _match([type(failure).__name__]):
             return Explanation("lab-error", "The lab refused the input.", str(failure), "See the message.", str(failure))

@@ -16,6 +16,7 @@ __all__ = [
     "TamperedCSRError",
     "NotACAError",
     "KeyPasswordError",
+    "UnreadableCertificateError",
 ]
 
 
@@ -45,3 +46,7 @@ class NotACAError(LabError, ValueError):
 
 class KeyPasswordError(LabError, ValueError):
     """An encrypted private key was loaded without its password, or with a wrong one."""
+
+
+class UnreadableCertificateError(LabError, ValueError):
+    """A certificate loads, but a part the lab needs (a name, the key, an extension) cannot be parsed."""

@@ -25,7 +25,14 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from .errors import KeyMismatchError, KeyPasswordError, LabError, LabFileMissingError, NotPEMError
+from .errors import (
+    KeyMismatchError,
+    KeyPasswordError,
+    LabError,
+    LabFileMissingError,
+    NotPEMError,
+    UnreadableCertificateError,
+)
 from .pki import (
     CertificateAuthority,
     IssuedCertificate,
@@ -33,6 +40,7 @@ from .pki import (
     PrivateKey,
     key_matches_certificate,
 )
+from .tolerant import read_public_key
 
 __all__ = [
     "LAB_DIR_VARIABLE",
@@ -67,8 +75,15 @@ def lab_dir(directory: str | os.PathLike[str] | None = None, *, create: bool = T
     """
     chosen = directory or os.environ.get(LAB_DIR_VARIABLE) or "lab-files"
     path = Path(chosen).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise LabError(f"{path} is a file, not a folder. Name a folder for the lab files (it is created when missing).")
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file where a parent folder should be, no permission, a read-only disk
+            raise LabError(
+                f"Cannot create the lab folder {path} ({error.strerror}). Choose a folder you can write in."
+            ) from None
     elif not path.is_dir():
         raise LabFileMissingError(
             f"The lab folder {path} does not exist. Create the lab files first: "
@@ -201,6 +216,10 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
     file = Path(path)
     try:
         return file.read_bytes()
+    except IsADirectoryError:
+        raise LabError(f"{file} is a folder, not a file: pass the {what} file itself.") from None
+    except PermissionError:
+        raise LabError(f"{file} cannot be read (permission denied): check its owner and mode.") from None
     except FileNotFoundError:
         if what == "CRL":
             how = f"`python -m lab_helpers revoke --dir {file.parent} --cert FILE`, or ca.create_crl() and save_crl()"
@@ -251,9 +270,23 @@ def load_csr(path: str | os.PathLike[str]) -> x509.CertificateSigningRequest:
     return _parse_pem(_read(path, "CSR"), str(path), "certificate signing request", x509.load_pem_x509_csr)
 
 
+def _is_encrypted(data: bytes) -> bool:
+    """An encrypted key in PEM: PKCS#8 (what the lab writes) or OpenSSL's traditional Proc-Type form."""
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
+
+
 def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = None) -> PrivateKey:
-    """Load a PEM private key; an encrypted key needs its ``password`` (never prompted for)."""
+    """Load a PEM private key; an encrypted key needs its ``password`` (never prompted for).
+
+    With a password, any failure to decrypt or parse an encrypted key is reported
+    as a password error. A wrong password is caught by the padding check of the
+    last cipher block only most of the time: about 1 time in 256 the padding is
+    valid by chance, and what fails is the parsing of the garbage that comes out.
+    That is still a wrong password far more often than a damaged file, and a learner
+    told to recreate a key whose password they mistyped would lose the key.
+    """
     data = _read(path, "private key")
+    encrypted = _is_encrypted(data)
     try:
         key = _parse_pem(
             data, str(path), "private key",
@@ -266,6 +299,12 @@ def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = N
             ) from error
         raise KeyPasswordError(f"{path} is not encrypted: call load_private_key without a password.") from error
     except ValueError as error:
+        if encrypted and password is not None:
+            raise KeyPasswordError(
+                f"{path} could not be decrypted: wrong password, or the file is damaged. Check the password "
+                "first (a key is not lost because its password was mistyped); if it is right, restore the "
+                "file from a copy or make a new key."
+            ) from error
         if isinstance(error, NotPEMError):
             raise
         raise KeyPasswordError(
@@ -275,6 +314,12 @@ def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = N
 
 
 def check_key_matches(private_key: PrivateKey, certificate: x509.Certificate, *, key_path: object, cert_path: object) -> None:
+    _, problem = read_public_key(certificate)
+    if problem is not None:
+        raise UnreadableCertificateError(
+            f"The public key in {cert_path} cannot be read ({problem}), so it cannot be paired with "
+            f"{key_path}. Use a certificate with an ECDSA, RSA or Ed25519 key."
+        )
     if not key_matches_certificate(private_key, certificate):
         raise KeyMismatchError(
             f"{key_path} is not the private key of {cert_path} (their public keys differ; "

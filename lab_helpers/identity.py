@@ -8,6 +8,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from .errors import UnreadableCertificateError
+from .tolerant import unreadable_part
+
 __all__ = ["ClientIdentity", "identity_from_certificate", "fingerprint"]
 
 
@@ -36,6 +39,20 @@ class ClientIdentity:
 
 
 def identity_from_certificate(certificate: x509.Certificate) -> ClientIdentity:
+    """The names a client certificate carries, read in full or not at all.
+
+    A certificate can pass OpenSSL's checks and still hold a part that
+    ``cryptography`` cannot parse (OpenSSL ignores some extensions that do
+    not concern it). A server must not act on a certificate it cannot read in
+    full, so any unreadable part (the subject, the issuer, the key, an
+    extension) raises :class:`UnreadableCertificateError`, which names the part and the
+    reason; the lab server answers 400 with that message.
+    """
+    problem = unreadable_part(certificate)
+    if problem is not None:
+        raise UnreadableCertificateError(
+            f"the client certificate cannot be read in full: {problem}. Ask its CA for a well-formed certificate."
+        )
     common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     try:
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Literal, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -65,15 +66,17 @@ CLIENT_URI_PREFIX = "spiffe://lab.example/user/"
 def generate_private_key(key_type: KeyType = "ec", *, rsa_bits: int = 2048) -> PrivateKey:
     """Create a new private key: ``"ec"`` (ECDSA P-256), ``"rsa"`` or ``"ed25519"``.
 
-    RSA keys shorter than 2048 bits are refused: OpenSSL's default security
-    level (2) rejects them during the handshake with ``EE_KEY_TOO_SMALL``.
+    RSA keys shorter than 2048 bits are refused: security level 2 rejects them
+    during the handshake with ``EE_KEY_TOO_SMALL``, and Python's ``ssl`` sets
+    that level on every context (``@SECLEVEL=2`` in its default cipher
+    string), as OpenSSL 3.2 and later do by default.
     """
     if key_type == "ec":
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "rsa":
         if rsa_bits < 2048:
             raise LabError(
-                f"RSA keys of {rsa_bits} bits are too small: OpenSSL refuses them "
+                f"RSA keys of {rsa_bits} bits are too small: Python's ssl (security level 2) refuses them "
                 "(EE_KEY_TOO_SMALL). Use rsa_bits=2048 or more."
             )
         return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
@@ -96,8 +99,15 @@ def _public_bytes(key: object) -> bytes:
 
 
 def key_matches_certificate(private_key: PrivateKey, certificate: x509.Certificate) -> bool:
-    """True when ``private_key`` is the private half of the certificate's public key."""
-    return _public_bytes(private_key.public_key()) == _public_bytes(certificate.public_key())
+    """True when ``private_key`` is the private half of the certificate's public key.
+
+    False too when the certificate's key cannot be read at all (an algorithm ``cryptography`` does not know).
+    """
+    try:
+        public_key = certificate.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        return False
+    return _public_bytes(private_key.public_key()) == _public_bytes(public_key)
 
 
 def parse_names(names: Iterable[str]) -> list[x509.GeneralName]:

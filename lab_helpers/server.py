@@ -20,6 +20,7 @@ notebook can live with it:
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import socket
@@ -37,9 +38,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .authz import AccessPolicy, Decision, normalize_path
-from .errors import LabError
+from .errors import LabError, UnreadableCertificateError
 from .files import check_key_matches, load_certificate, load_crl, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
+from .tolerant import parse_problem
 from .tls import server_side_reason
 
 __all__ = ["build_server_context", "load_revocation_list", "MTLSServer", "Rejection", "LabRequestHandler", "running_servers"]
@@ -127,14 +129,27 @@ class LabRequestHandler(BaseHTTPRequestHandler):
 
     @functools.cached_property
     def client_identity(self) -> ClientIdentity:
-        """The client's identity, read once per connection (a handler lives as long as its connection)."""
+        """The client's identity, read once per connection (a handler lives as long as its connection).
+
+        Raises :class:`UnreadableCertificateError` for a certificate OpenSSL accepted but that
+        cannot be read in full (see :func:`identity_from_certificate`).
+        """
         der = self.connection.getpeercert(binary_form=True)  # type: ignore[attr-defined]
-        return identity_from_certificate(x509.load_der_x509_certificate(der))
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError as error:
+            raise UnreadableCertificateError(f"the client certificate cannot be parsed: {parse_problem(error)}.") from None
+        return identity_from_certificate(certificate)
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server looks for)
         """Greet the client; with an access policy, only on paths it allows (else 403 with the reason)."""
         owner: MTLSServer = self.server.owner  # type: ignore[attr-defined]
-        identity = self.client_identity
+        try:
+            identity = self.client_identity
+        except UnreadableCertificateError as error:  # OpenSSL accepted it, but who it names cannot be read
+            owner._record_log(f"{self.address_string()} unreadable client certificate: {error}")
+            self.send_text(400, f"Bad request: {error}\n")
+            return
         path = normalize_path(self.path)
         if path is None:  # the policy and the greeting must read the same path, so ambiguity is refused
             self.send_text(400, "Bad request: ambiguous path (dot or empty segments, ';')\n")
@@ -262,6 +277,11 @@ class MTLSServer:
         try:
             self._httpd = _HTTPServer(self, (self.host, self.requested_port), self.handler)
         except OSError as error:
+            if error.errno == errno.EACCES:
+                raise LabError(
+                    f"Cannot listen on {self.host}:{self.requested_port} (permission denied): ports below 1024 "
+                    "need administrator rights. Use port=0 to get a free one, or a port from 1024 up."
+                ) from error
             raise LabError(
                 f"Cannot listen on {self.host}:{self.requested_port} ({error.strerror}). "
                 "Another program uses that port: use port=0 to get a free one, or stop the other program."

@@ -184,7 +184,61 @@ def test_every_explanation_says_what_to_do() -> None:
         ("CRL has expired", "crl-stale"),
         ("CRL signature failure", "crl-signature-failure"),
         ("self-signed certificate in certificate chain", "client-ca-not-trusted"),
+        ("invalid or inconsistent certificate extension", "client-certificate-malformed"),
     ],
 )
 def test_revocation_and_chain_reasons_from_the_server(server_reason: str, key: str) -> None:
     assert explain(server_reason).key == key
+
+
+def _rsa_pair(bits: int, folder: Path) -> tuple[Path, Path]:
+    """A self-signed RSA certificate and key of ``bits`` bits (cryptography makes any size; the lab refuses < 2048)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert = save_certificate(certificate, folder / f"rsa{bits}.crt")
+    key_file = folder / f"rsa{bits}.key"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert, key_file
+
+
+def test_a_small_rsa_key_is_refused_by_pythons_ssl_and_the_explanation_says_who(tmp_path: Path) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    assert context.security_level == 2  # what the explanation says Python sets
+    with pytest.raises(ssl.SSLError) as caught:
+        context.load_cert_chain(*_rsa_pair(1024, tmp_path))
+    explanation = explain(caught.value)
+    assert explanation.key == "key-too-small" and explanation.evidence == "EE_KEY_TOO_SMALL"
+    assert "@SECLEVEL=2" in explanation.cause and "level 1 before 3.2" in explanation.cause
+    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(*_rsa_pair(2048, tmp_path))  # the twin: 2048 bits load
+
+
+#: Words a fix must never use: the course teaches failures by making them happen, never by switching checks off.
+UNSAFE_FIX_WORDS = ("turn the check off", "turn it off", "disable", "verify=false", "cert_none", "check_hostname")
+
+
+def unsafe_words(fix: str) -> list[str]:
+    return [word for word in UNSAFE_FIX_WORDS if word in fix.lower()]
+
+
+def test_no_fix_advises_turning_a_check_off() -> None:
+    assert unsafe_words("Load the CRL into the server, or turn the check off.") == ["turn the check off"]  # the twin
+    for case in EXPLANATIONS:
+        assert not unsafe_words(case.fix), (case.key, case.fix)
+
+
+def test_a_missing_crl_gives_only_safe_fixes() -> None:
+    explanation = explain("unable to get certificate CRL")
+    assert explanation.key == "crl-missing"
+    assert "crl_file=" in explanation.fix and "fails closed" in explanation.fix and not unsafe_words(explanation.fix)

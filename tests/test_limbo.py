@@ -44,8 +44,6 @@ KNOWN_DEPARTURES = {
     "rfc5280::ski::intermediate-missing-ski": "CAs without SKI are accepted (as Go and webpki do)",
     "rfc5280::aki::intermediate-missing-aki": "intermediates without AKI are accepted (as Go and webpki do)",
     "webpki::aki::root-with-aki-ski-mismatch": "a root's AKI is not compared with its SKI (as Go and webpki do)",
-    "webpki::aki::root-with-aki-authoritycertissuer": "extra AKI fields on roots are accepted",
-    "webpki::aki::root-with-aki-authoritycertserialnumber": "extra AKI fields on roots are accepted",
     "webpki::aki::root-with-aki-all-fields": "extra AKI fields on roots are accepted",
     "webpki::forbidden-rsa-not-divisable-by-8-in-root": "RSA key sizes are not checked for divisibility by 8",
     "webpki::forbidden-rsa-not-divisible-by-8-in-root": "RSA key sizes are not checked for divisibility by 8",
