@@ -9,9 +9,10 @@ than OpenSSL in places: it demands a SubjectAltName on client certificates
 too, and refuses CAs with Ed25519 keys (an Ed25519 leaf is accepted).
 
 ``cryptography`` does not read CRLs; :func:`verify_chain` checks them after
-path validation, with the rules of RFC 5280 section 6.3 that the course
-teaches: a CRL counts only when its issuer signed it and may sign CRLs, it
-must carry a non-critical CRLNumber, and a listed serial is revoked.
+path validation, with the rules of RFC 5280 section 6.3 as OpenSSL applies
+them (:mod:`lab_helpers.revocation`): the issuer's CRL must be there, current,
+signed by the issuer, free of critical extensions it cannot process, and must
+not list the certificate.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Iterable, Literal
 
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from .errors import LabError
+from .revocation import RevocationScope, revocation_failure
 
 __all__ = ["ChainVerdict", "verify_chain", "peer_name"]
 
@@ -54,34 +58,6 @@ def peer_name(name: str) -> x509.verification.Subject:  # type: ignore[name-defi
         return x509.DNSName(name)
 
 
-def _crl_failure(
-    chain: tuple[x509.Certificate, ...], crls: Iterable[x509.CertificateRevocationList]
-) -> str | None:
-    """The first revocation problem along the chain, or None."""
-    crls = list(crls)
-    for certificate, issuer in zip(chain, chain[1:]):
-        for crl in crls:
-            if crl.issuer != issuer.subject:
-                continue  # another CA's list says nothing about this certificate
-            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                continue  # a forgery, or another key of a CA with the same name
-            try:
-                usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-                if not usage.crl_sign:
-                    return f"CRL issuer {issuer.subject.rfc4514_string()} may not sign CRLs (KeyUsage without cRLSign)"
-            except x509.ExtensionNotFound:
-                pass  # no KeyUsage at all: every use is allowed
-            try:
-                number = crl.extensions.get_extension_for_class(x509.CRLNumber)
-            except x509.ExtensionNotFound:
-                return "the CRL has no CRLNumber (RFC 5280 5.2.3 requires one)"
-            if number.critical:
-                return "the CRL's CRLNumber is marked critical (RFC 5280 5.2.3 forbids it)"
-            if crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None:
-                return f"certificate revoked (serial {certificate.serial_number:x})"
-    return None
-
-
 def verify_chain(
     leaf: x509.Certificate,
     *,
@@ -91,16 +67,40 @@ def verify_chain(
     name: str | x509.GeneralName | None = None,
     at: datetime.datetime | None = None,
     crls: Iterable[x509.CertificateRevocationList] = (),
+    revocation: RevocationScope | None = None,
     max_chain_depth: int | None = None,
 ) -> ChainVerdict:
-    """Path validation as a client (``purpose="server"``, checks ``name``) or a server (``"client"``) does it."""
-    builder = PolicyBuilder().store(Store(list(roots)))
-    if at is not None:
-        builder = builder.time(at)
-    if max_chain_depth is not None:
-        builder = builder.max_chain_depth(max_chain_depth)
+    """Path validation as a client (``purpose="server"``, checks ``name``) or a server (``"client"``) does it.
+
+    ``revocation`` says which certificates must be checked against a CRL,
+    as OpenSSL's verify flags do:
+
+    - ``None`` (the default): ``"leaf"`` when ``crls`` are given, else no
+      revocation check at all (the lab server's rule: a CRL given is a CRL used);
+    - ``"leaf"``, like ``VERIFY_CRL_CHECK_LEAF``: only the leaf, against its
+      issuer's CRL. A revoked intermediate goes unnoticed;
+    - ``"chain"``, like ``VERIFY_CRL_CHECK_CHAIN``: every certificate below the
+      trust anchor, each against its issuer's CRL. For root -> intermediate ->
+      leaf that is the intermediate's CRL and the root's CRL; the root itself
+      is not checked (RFC 5280 takes a trust anchor as given; see
+      :mod:`lab_helpers.revocation` for where OpenSSL 3.0 differs).
+
+    A check that is asked for fails closed: without the issuer's CRL the
+    verdict is ``unable to get certificate CRL``, in OpenSSL's words, and so
+    for a CRL past its nextUpdate (``CRL has expired``) or one with a critical
+    extension nobody here processes (``unhandled critical CRL extension``).
+    """
+    if revocation not in (None, "leaf", "chain"):
+        raise LabError(f"revocation={revocation!r} is not a scope: use 'leaf', 'chain' or None.")
+    crls = list(crls)
+    scope: RevocationScope | None = revocation or ("leaf" if crls else None)
     intermediates = list(intermediates)
     try:
+        builder = PolicyBuilder().store(Store(list(roots)))  # ValueError for no roots at all
+        if at is not None:
+            builder = builder.time(at)
+        if max_chain_depth is not None:
+            builder = builder.max_chain_depth(max_chain_depth)
         if purpose == "server":
             if name is None:
                 raise ValueError("a server certificate is verified for a name: pass name='localhost'")
@@ -113,7 +113,8 @@ def verify_chain(
     except (VerificationError, ValueError) as error:
         # cryptography appends a dump of the certificate it was processing: keep the sentence.
         return ChainVerdict(False, error=str(error).split(" (encountered processing", 1)[0])
-    revoked = _crl_failure(chain, crls)
-    if revoked:
-        return ChainVerdict(False, chain=chain, error=revoked)
+    if scope is not None:
+        revoked = revocation_failure(chain, crls, scope=scope, at=at)
+        if revoked:
+            return ChainVerdict(False, chain=chain, error=revoked)
     return ChainVerdict(True, chain=chain, client_names=client_names)
