@@ -28,10 +28,11 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Callable, ClassVar, Literal, Sequence
+from typing import Callable, ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -40,12 +41,13 @@ from .authz import AccessPolicy, Decision, normalize_path
 from .errors import LabError
 from .files import check_key_matches, load_certificate, load_crl, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
+from .revocation import RevocationScope
 from .tls import server_side_reason
 
 __all__ = ["build_server_context", "load_revocation_list", "MTLSServer", "Rejection", "LabRequestHandler", "running_servers"]
 
-#: Which certificates of a client's chain are checked against CRLs: its own ("leaf") or every one ("chain").
-Revocation = Literal["leaf", "chain"]
+#: The verify flag for each revocation scope: the client's own certificate ("leaf") or every one ("chain"),
+#: the same scopes as verify_chain(..., revocation=...).
 REVOCATION_CHECKS: dict[str, ssl.VerifyFlags] = {
     "leaf": ssl.VERIFY_CRL_CHECK_LEAF,
     "chain": ssl.VERIFY_CRL_CHECK_CHAIN,  # OpenSSL's X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL
@@ -61,7 +63,7 @@ def build_server_context(
     maximum_version: ssl.TLSVersion | None = None,
     key_password: bytes | None = None,
     crl_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
-    revocation: Revocation = "leaf",
+    revocation: RevocationScope = "leaf",
 ) -> ssl.SSLContext:
     """The server's ``SSLContext`` for mTLS, in the steps notebook 05 takes by hand.
 
@@ -127,7 +129,7 @@ def _crl_files(
 
 
 def load_revocation_list(
-    context: ssl.SSLContext, crl_file: str | os.PathLike[str], *, revocation: Revocation = "leaf"
+    context: ssl.SSLContext, crl_file: str | os.PathLike[str], *, revocation: RevocationScope = "leaf"
 ) -> x509.CertificateRevocationList:
     """Load a CRL (PEM or DER) into ``context`` and switch on the check that uses it.
 
