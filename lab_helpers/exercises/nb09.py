@@ -265,8 +265,8 @@ def exercise_3(
     """
     c = Checker(
         "9.3", "CAs for both, under one root",
-        hint="Load only the client CA's certificate as the server's ca_file, and set "
-             "context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN so that a path may end at it.",
+        hint="The server's ca_file decides whose clients get in: the client CA alone. A path must then "
+             "end at that CA, which is no root: the flag named in the exercise allows it.",
     )
     if not_attempted(server, client_ca):
         return c.not_attempted()
@@ -302,9 +302,13 @@ def exercise_3(
             c.require(False, "", "a client that trusts only lab-root-ca refused your server's certificate: serve "
                                  "server-chain.crt (the leaf and lab-issuing-ca)")
         elif not member.ok and member.server_reason == "unable to get issuer certificate":
-            c.require(False, "", "your server refused dana, a client of your client CA (it recorded 'unable to get "
-                                 "issuer certificate'): OpenSSL looks for a self-signed root; set "
-                                 "ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags")
+            needs_flag = (
+                "your server refused dana, a client of your client CA (it recorded 'unable to get issuer "
+                "certificate'): the lab server's context follows OpenSSL's default rules, under which a path "
+                "must end at a self-signed root, and your client CA is not one; set "
+                "ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags"
+            )
+            c.require(False, "", needs_flag)
         else:
             c.require(member.ok and member.body == "Hello, dana\n",
                       f"dana, issued by {display_name(ca_certificate)}, got in: 'Hello, dana'",
