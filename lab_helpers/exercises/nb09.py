@@ -223,17 +223,28 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
         lengths = [_path_length(certificate) for certificate in top_first]
         for position, (certificate, length) in enumerate(zip(top_first, lengths)):
             name = display_name(certificate)
+            below = len(top_first) - 1 - position  # the CAs that follow this one; the leaf never counts
             if length is None:
                 c.require(False, "", f"{name} has no path length limit: that allows any depth below it; "
                                      "give it the smallest number that still works")
+            elif length < below:
+                follow = "1 CA follows" if below == 1 else f"{below} CAs follow"
+                c.require(False, "", f"{name} has pathlen:{length}, but {follow} it in this chain: the chain "
+                                     "breaks there, so verify_chain refuses it")
             elif length == 0:
                 c.require(True, f"{name} has pathlen:0, the smallest there is", "")
             elif verdict.ok:
                 lower = [*lengths[:position], length - 1, *lengths[position + 1:]]
                 refused = not _scratch_chain_verifies(lower)
+                too_much = (
+                    f"{name} has pathlen:{length}, more than needed: "
+                    f"with {length - 1} the chain still verifies"
+                )
+                if below == 0:
+                    too_much += " (a path length counts the CAs that may follow, never the leaf)"
                 c.require(refused,
                           f"{name} has pathlen:{length}, the smallest: with {length - 1} verify_chain refuses the chain",
-                          f"{name} has pathlen:{length}, more than needed: with {length - 1} the chain still verifies")
+                          too_much)
     if verdict.ok:
         servers = CertificateAuthority.create_root("check-server-ca")
         server = servers.issue_server_certificate()
