@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -41,10 +42,18 @@ from .authz import AccessPolicy, Decision, normalize_path
 from .errors import LabError, UnreadableCertificateError
 from .files import check_key_matches, load_certificate, load_crl, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
+from .revocation import RevocationScope
 from .tolerant import parse_problem
 from .tls import server_side_reason
 
 __all__ = ["build_server_context", "load_revocation_list", "MTLSServer", "Rejection", "LabRequestHandler", "running_servers"]
+
+#: The verify flag for each revocation scope: the client's own certificate ("leaf") or every one ("chain"),
+#: the same scopes as verify_chain(..., revocation=...).
+REVOCATION_CHECKS: dict[str, ssl.VerifyFlags] = {
+    "leaf": ssl.VERIFY_CRL_CHECK_LEAF,
+    "chain": ssl.VERIFY_CRL_CHECK_CHAIN,  # OpenSSL's X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL
+}
 
 
 def build_server_context(
@@ -55,7 +64,8 @@ def build_server_context(
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
     maximum_version: ssl.TLSVersion | None = None,
     key_password: bytes | None = None,
-    crl_file: str | os.PathLike[str] | None = None,
+    crl_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    revocation: RevocationScope = "leaf",
 ) -> ssl.SSLContext:
     """The server's ``SSLContext`` for mTLS, in the steps notebook 05 takes by hand.
 
@@ -64,11 +74,19 @@ def build_server_context(
     not match the certificate gets a :class:`LabError` that says what to do,
     instead of OpenSSL's terse codes (or, for an encrypted key, a password
     prompt on the terminal).
+
+    ``crl_file`` is one CRL file or a list of them, and ``revocation`` says
+    which certificates are checked against them: ``"leaf"`` (the default)
+    checks the client's own certificate only, so an intermediate CA that its
+    root revoked still lets its clients in; ``"chain"`` checks every
+    certificate of the client's chain, and then needs the CRL of every CA in
+    it (a missing one refuses every client: ``unable to get certificate CRL``).
     """
     certificate = load_certificate(cert_file)
     key = load_private_key(key_file, password=key_password)
     check_key_matches(key, certificate, key_path=key_file, cert_path=cert_file)
     load_certificate(ca_file)
+    crl_files = _crl_files(crl_file, revocation)
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # server side, no legacy protocols
     context.minimum_version = minimum_version  # TLS 1.2 at least
@@ -80,26 +98,59 @@ def build_server_context(
     context.verify_flags |= ssl.VERIFY_X509_STRICT
     context.load_cert_chain(os.fspath(cert_file), os.fspath(key_file), password=key_password or b"")
     context.load_verify_locations(cafile=os.fspath(ca_file))  # the CA whose clients we accept
-    if crl_file is not None:
-        load_revocation_list(context, crl_file)
+    for one_crl in crl_files:
+        load_revocation_list(context, one_crl, revocation=revocation)
     return context
 
 
-def load_revocation_list(context: ssl.SSLContext, crl_file: str | os.PathLike[str]) -> x509.CertificateRevocationList:
+def _check_revocation(revocation: str) -> None:
+    if revocation not in REVOCATION_CHECKS:
+        raise LabError(
+            f"revocation={revocation!r} is not a check: use 'leaf' (the client's own certificate) "
+            "or 'chain' (every certificate of its chain)."
+        )
+
+
+def _crl_files(
+    crl_file: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None, revocation: str
+) -> list[str | os.PathLike[str]]:
+    """The CRL files as a list, after checking that ``revocation`` can work with them."""
+    _check_revocation(revocation)
+    if crl_file is None:
+        files: list[str | os.PathLike[str]] = []
+    elif isinstance(crl_file, (str, os.PathLike)):
+        files = [crl_file]
+    else:
+        files = list(crl_file)
+    if revocation == "chain" and not files:
+        raise LabError(
+            "revocation='chain' checks every CA of the client's chain, so it needs their CRLs: "
+            "pass crl_file=[the root's CRL, each intermediate's CRL]."
+        )
+    return files
+
+
+def load_revocation_list(
+    context: ssl.SSLContext, crl_file: str | os.PathLike[str], *, revocation: RevocationScope = "leaf"
+) -> x509.CertificateRevocationList:
     """Load a CRL (PEM or DER) into ``context`` and switch on the check that uses it.
 
     Both halves matter. Loaded without ``VERIFY_CRL_CHECK_LEAF``, the CRL is
     ignored: revoked clients get in. With the flag and no CRL from the
     client certificate's issuer, every client is rejected (``unable to get
     certificate CRL``). A CRL is a public document: no key is involved.
+    ``revocation="chain"`` sets ``VERIFY_CRL_CHECK_CHAIN`` instead, which checks
+    every certificate of the chain, each against its issuer's CRL: call this
+    once per CA (the root's CRL is what revokes an intermediate).
     """
+    _check_revocation(revocation)
     crl = load_crl(crl_file)  # clear errors for a missing or damaged file; DER accepted
     # ssl loads CRLs only from PEM files (cadata takes certificates only).
     with tempfile.TemporaryDirectory(prefix="mtls-crl-") as folder:
         pem = Path(folder) / "crl.pem"
         pem.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
         context.load_verify_locations(cafile=os.fspath(pem))
-    context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    context.verify_flags |= REVOCATION_CHECKS[revocation]
     return crl
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,11 +127,42 @@ def test_7_2_passes_with_the_live_alert(lab: CatalogLab) -> None:
     assert result.passed, result
 
 
-def test_7_2_the_expired_alert_is_not_it(lab: CatalogLab) -> None:
+def test_7_2_the_rfc_name_of_the_alert_passes_too(lab: CatalogLab) -> None:
     outcome = nb07.live_not_yet_valid_server_reason(lab)
-    result = nb07.exercise_2("SSLV3_ALERT_CERTIFICATE_EXPIRED", outcome, lab=lab)
-    assert not result.passed
-    assert missing(result) == ["'SSLV3_ALERT_CERTIFICATE_EXPIRED' is not what the server records: copy outcome.server_reason"]
+    assert nb07.exercise_2(" bad_certificate", outcome, lab=lab).passed
+
+
+def test_7_2_the_expired_alert_is_named_as_case_11s(lab: CatalogLab) -> None:
+    """The plausible guess: the alert follows the error's name. The message says why not, without the value."""
+    outcome = nb07.live_not_yet_valid_server_reason(lab)
+    for guess in ("SSLV3_ALERT_CERTIFICATE_EXPIRED", "certificate_expired"):
+        result = nb07.exercise_2(guess, outcome, lab=lab)
+        assert not result.passed
+        [problem] = missing(result)
+        assert problem.startswith(f"{guess!r} is case 11's alert, which TLS sends for a certificate past its notAfter")
+        assert "RFC 8446 has no alert for that" in problem
+        assert "BAD_CERTIFICATE" not in problem.upper() and "copy" not in problem  # points at the idea, not the value
+    assert "BAD_CERTIFICATE" not in (result.hint or "").upper()
+
+
+def test_7_2_the_clients_message_is_not_an_alert(lab: CatalogLab) -> None:
+    outcome = nb07.live_not_yet_valid_server_reason(lab)
+    result = nb07.exercise_2("certificate is not yet valid", outcome, lab=lab)
+    assert missing(result) == [
+        "'certificate is not yet valid' is the client's own verification message, and it never crosses the network: "
+        "the server learns only the alert the client sends. Read the server's side of your outcome"
+    ]
+
+
+def test_7_2_an_outcome_without_the_server_side_says_so(lab: CatalogLab, tmp_path: Path) -> None:
+    tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    future = lab.ca.issue_server_certificate(valid_from=tomorrow)
+    files = (save_certificate(future.certificate, tmp_path / "f.crt"), save_private_key(future.private_key, tmp_path / "f.key"))
+    with MTLSServer(build_server_context(*files, lab.ca_file), name=None) as server:
+        with lab_session(ca_file=lab.ca_file, cert_file=lab.client[0], key_file=lab.client[1]) as session:
+            outcome = attempt(server.url, session=session)  # no server=: the outcome has only the client's side
+    result = nb07.exercise_2("SSLV3_ALERT_BAD_CERTIFICATE", outcome, lab=lab)
+    assert missing(result) == ["your outcome has no server side: pass server=... to attempt() to record it"]
 
 
 def test_7_2_an_expired_server_certificate_is_another_failure(lab: CatalogLab) -> None:

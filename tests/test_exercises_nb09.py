@@ -139,10 +139,23 @@ def test_9_2_no_limit_is_not_the_smallest(root: CertificateAuthority) -> None:
     assert any(text.startswith("lab-team-ca has no path length limit") for text in missing(result))
 
 
-def test_9_2_counting_the_leaf_is_refused(root: CertificateAuthority) -> None:
+def test_9_2_path_lengths_too_small_name_the_ca_where_the_chain_breaks(root: CertificateAuthority) -> None:
     result = check.exercise_09_2(alice_under(root, [1, 0, 0]), root_certificate=root.certificate)
     assert any(text.startswith("verify_chain refuses the chain: ") for text in missing(result))
+    assert "lab-region-ca has pathlen:1, but 2 CAs follow it in this chain: the chain breaks there, " \
+        "so verify_chain refuses it" in missing(result)
+    assert "lab-department-ca has pathlen:0, but 1 CA follows it in this chain: the chain breaks there, " \
+        "so verify_chain refuses it" in missing(result)
+    assert not any("lab-department-ca has pathlen:0, the smallest" in text for _, text in result.points)
     assert not any("greeted" in text for _, text in result.points)  # no request with a broken chain
+
+
+def test_9_2_counting_the_leaf_is_named(root: CertificateAuthority) -> None:
+    """The plausible mistake: a path length that counts the leaf too, so every value is one too many."""
+    result = check.exercise_09_2(alice_under(root, [3, 2, 1]), root_certificate=root.certificate)
+    assert "lab-team-ca has pathlen:1, more than needed: with 0 the chain still verifies " \
+        "(a path length counts the CAs that may follow, never the leaf)" in missing(result)
+    assert len(missing(result)) == 3  # each of the three CAs, one too many
 
 
 def test_9_2_two_cas_are_not_three(root: CertificateAuthority) -> None:
@@ -229,7 +242,9 @@ def test_9_3_without_partial_chain_nobody_gets_in(
     client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
     server = split_server(started, tmp_path, issuing_ca, client_ca.certificate, partial_chain=False)
     result = check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
-    assert any("set ssl.VERIFY_X509_PARTIAL_CHAIN" in text for text in missing(result))
+    [problem] = [text for text in missing(result) if text.startswith("your server refused dana")]
+    assert "under which a path must end at a self-signed root, and your client CA is not one" in problem
+    assert problem.endswith("set ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags")
 
 
 def test_9_3_the_server_issuing_ca_is_not_a_client_ca(

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -20,12 +21,14 @@ from lab_helpers import (
     LabError,
     LabPaths,
     MTLSServer,
+    Outcome,
     attempt,
     build_server_context,
     explain,
     load_certificate_authority,
     load_crl,
     save_certificate,
+    save_chain,
     save_crl,
     save_private_key,
 )
@@ -217,3 +220,103 @@ def test_revoke_refuses_a_certificate_from_another_ca(lab_pki: LabPaths, other_p
     assert result.returncode == 2
     assert "same name, different key" in result.stderr and "Traceback" not in result.stderr
     assert not lab_pki.crl.exists()
+
+
+# -- a revoked intermediate: what a leaf check misses, what a chain check needs -------
+
+
+@pytest.fixture
+def revoked_intermediate(lab_pki: LabPaths, tmp_path: Path) -> dict[str, Path]:
+    """The lab CA (the root) revokes its intermediate; dave's certificate comes from that intermediate.
+
+    Returns the files: dave's chain and key, the root's CRL (which lists the
+    intermediate), the intermediate's own CRL (empty: dave is not revoked),
+    and the same root CRL before the revocation (empty), for the twin.
+    """
+    root = load_certificate_authority(lab_pki.ca_cert, lab_pki.ca_key)
+    intermediate = root.create_intermediate("lab-issuing-ca", path_length=0)
+    dave = intermediate.issue_client_certificate("dave")
+    folder = tmp_path / "chain"
+    folder.mkdir()
+    save_crl(root.create_crl([]), folder / "root-before.crl")
+    return {
+        "chain": save_chain([dave.certificate, intermediate.certificate], folder / "dave-chain.crt"),
+        "key": save_private_key(dave.private_key, folder / "dave.key"),
+        "root_crl": save_crl(root.create_crl([intermediate.certificate]), folder / "root.crl"),
+        "root_crl_before": folder / "root-before.crl",
+        "intermediate_crl": save_crl(intermediate.create_crl([]), folder / "intermediate.crl"),
+    }
+
+
+def as_dave(lab_pki: LabPaths, files: dict[str, Path], **crl_options: Any) -> Outcome:
+    """dave presents his chain to a lab server built with these CRL options: the outcome, both sides."""
+    context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, **crl_options)
+    with MTLSServer(context, name=None) as server:
+        return attempt(
+            server.url,
+            ca_file=lab_pki.ca_cert,
+            cert_file=files["chain"],
+            key_file=files["key"],
+            server=server,
+        )
+
+
+def test_a_leaf_check_lets_in_a_client_of_a_revoked_intermediate(
+    lab_pki: LabPaths, revoked_intermediate: dict
+) -> None:
+    files = revoked_intermediate
+    dave = as_dave(
+        lab_pki, files, crl_file=[files["root_crl"], files["intermediate_crl"]]
+    )  # revocation="leaf"
+    assert dave.ok and dave.body == "Hello, dave\n"  # the root's CRL lists his CA, and nobody looks
+
+
+def test_a_chain_check_with_both_crls_refuses_it(lab_pki: LabPaths, revoked_intermediate: dict) -> None:
+    files = revoked_intermediate
+    dave = as_dave(
+        lab_pki, files, crl_file=[files["root_crl"], files["intermediate_crl"]], revocation="chain"
+    )
+    assert dave.failed_with(requests.exceptions.ConnectionError)
+    assert dave.server_reason == "certificate revoked"
+    assert explain(dave.server_reason).key == "client-certificate-revoked"
+
+
+def test_a_chain_check_lets_in_a_client_whose_cas_are_not_revoked(
+    lab_pki: LabPaths, revoked_intermediate: dict
+) -> None:
+    """The negative twin: the same chain check, with the root's CRL from before the revocation."""
+    files = revoked_intermediate
+    dave = as_dave(
+        lab_pki, files, crl_file=[files["root_crl_before"], files["intermediate_crl"]], revocation="chain"
+    )
+    assert dave.ok and dave.body == "Hello, dave\n"
+
+
+@pytest.mark.parametrize("loaded", ["intermediate_crl", "root_crl"])
+def test_a_chain_check_missing_one_crl_fails_closed(
+    lab_pki: LabPaths, revoked_intermediate: dict, loaded: str
+) -> None:
+    """Without the root's CRL the intermediate cannot be checked, without the intermediate's dave cannot."""
+    dave = as_dave(lab_pki, revoked_intermediate, crl_file=revoked_intermediate[loaded], revocation="chain")
+    assert dave.failed_with(requests.exceptions.ConnectionError)
+    assert dave.server_reason == "unable to get certificate CRL"
+    assert explain(dave.server_reason).key == "crl-missing"
+
+
+def test_the_chain_check_sets_the_chain_flag_and_the_default_stays_the_leaf(lab_pki: LabPaths) -> None:
+    ca = load_certificate_authority(lab_pki.ca_cert, lab_pki.ca_key)
+    crl = save_crl(ca.create_crl([]), lab_pki.crl)
+    files = (lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
+    leaf = build_server_context(*files, crl_file=crl)
+    chain = build_server_context(*files, crl_file=[crl], revocation="chain")
+    assert leaf.verify_flags & ssl.VERIFY_CRL_CHECK_CHAIN == ssl.VERIFY_CRL_CHECK_LEAF
+    assert chain.verify_flags & ssl.VERIFY_CRL_CHECK_CHAIN == ssl.VERIFY_CRL_CHECK_CHAIN
+    assert not build_server_context(*files).verify_flags & ssl.VERIFY_CRL_CHECK_LEAF  # no CRL, no check
+
+
+def test_a_chain_check_without_crls_or_an_unknown_check_is_refused_with_words(lab_pki: LabPaths) -> None:
+    files = (lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
+    with pytest.raises(LabError, match=r"needs their CRLs: pass crl_file=\[the root's CRL"):
+        build_server_context(*files, revocation="chain")
+    with pytest.raises(LabError, match="use 'leaf' .* or 'chain'"):
+        build_server_context(*files, crl_file=lab_pki.ca_cert, revocation="all")  # type: ignore[arg-type]

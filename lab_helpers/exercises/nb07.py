@@ -113,23 +113,39 @@ def _request(context: Any, verify: Any, client_pair: tuple[Any, Any]) -> Outcome
         return attempt(server.url, session=session, server=server)
 
 
+def _alert_name(text: str) -> str:
+    """An alert as RFC 8446 names it: OpenSSL's ``SSLV3_ALERT_BAD_CERTIFICATE`` is ``bad_certificate``."""
+    name = text.strip()
+    for prefix in ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_"):
+        if name.upper().startswith(prefix):
+            return name[len(prefix) :].lower()
+    return name.lower()
+
+
 def exercise_2(alert: str | None, outcome: Outcome | None, *, lab: CatalogLab) -> CheckResult:
     """7.2 Which alert for a server certificate that is not yet valid?
 
     TLS has an alert for an expired certificate but none for one that is not
     yet valid, so the client sends a generic one. The check runs the same
     failure itself and compares the learner's answer with what its server
-    recorded.
+    recorded. The answer may be written as OpenSSL records it
+    (``SSLV3_ALERT_BAD_CERTIFICATE``) or as RFC 8446 names it (``bad_certificate``).
+    The messages for a wrong answer name the mistake behind it (case 11's
+    alert, the client's own message) instead of pointing at the value.
     """
     c = Checker(
-        "7.2", "Which alert for a server certificate that is not yet valid?",
-        hint="valid_from=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1); "
-        "attempt(..., server=your_server) fills outcome.server_reason.",
+        "7.2",
+        "Which alert for a server certificate that is not yet valid?",
+        hint="The client knows exactly what is wrong; the server learns only the alert the client picks "
+        "from the list in RFC 8446, section 6.2. Is there one in that list for a certificate whose time "
+        "has not come?",
     )
     if not_attempted(alert, outcome):
         return c.not_attempted()
     if not isinstance(outcome, Outcome):
-        return c.fail("future_outcome should be the Outcome that attempt(url, session=..., server=...) returns")
+        return c.fail(
+            "future_outcome should be the Outcome that attempt(url, session=..., server=...) returns"
+        )
     if not isinstance(alert, str):
         return c.fail("alert_recorded should be a string: the reason the server recorded, typed in")
     live = live_not_yet_valid_server_reason(lab).server_reason
@@ -145,17 +161,41 @@ def exercise_2(alert: str | None, outcome: Outcome | None, *, lab: CatalogLab) -
         "explain() says the server's certificate is not yet valid",
         f"explain() says {key!r}, not 'server-certificate-not-yet-valid': change only valid_from",
     )
-    c.require(
-        outcome.server_reason == live,
-        "your server recorded the same alert as the check's own run",
-        f"your outcome carries server_reason={outcome.server_reason!r}: pass server=... to attempt()",
-    )
-    c.require(
-        alert.strip() == live,
-        f"{alert.strip()!r} is the alert the server records: TLS has no 'not yet valid' alert, so the client "
-        "sends the generic bad_certificate (certificate_expired exists only for expiry)",
-        f"{alert.strip()!r} is not what the server records: copy outcome.server_reason",
-    )
+    if outcome.server_reason is None:
+        recorded_problem = "your outcome has no server side: pass server=... to attempt() to record it"
+    else:
+        recorded_problem = (
+            f"your server recorded {outcome.server_reason!r}, not what a server whose certificate starts "
+            "tomorrow records: serve the certificate from tomorrow, and change nothing else"
+        )
+    same = outcome.server_reason == live
+    c.require(same, "your server recorded the same alert as the check's own run", recorded_problem)
+    answer, name = alert.strip(), _alert_name(alert)
+    if name == _alert_name(live or ""):
+        right = (
+            f"{answer!r} is the alert the server records: TLS has no 'not yet valid' alert, so the client "
+            "sends the generic bad_certificate (certificate_expired is only for a certificate past its end)"
+        )
+        c.require(True, right, "")
+    elif name == "certificate_expired":
+        wrong = (
+            f"{answer!r} is case 11's alert, which TLS sends for a certificate past its notAfter. This one "
+            "has not started yet, and RFC 8446 has no alert for that, so the client falls back on another: "
+            "read what your server recorded"
+        )
+        c.require(False, "", wrong)
+    elif "not yet valid" in answer.lower():
+        wrong = (
+            f"{answer!r} is the client's own verification message, and it never crosses the network: the "
+            "server learns only the alert the client sends. Read the server's side of your outcome"
+        )
+        c.require(False, "", wrong)
+    else:
+        wrong = (
+            f"{answer!r} is not the alert the server recorded for this failure: read the server's side of "
+            "your outcome (attempt(..., server=...) fills it), and ask why it is not case 11's alert"
+        )
+        c.require(False, "", wrong)
     return c.result()
 
 

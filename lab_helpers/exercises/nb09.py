@@ -223,17 +223,28 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
         lengths = [_path_length(certificate) for certificate in top_first]
         for position, (certificate, length) in enumerate(zip(top_first, lengths)):
             name = display_name(certificate)
+            below = len(top_first) - 1 - position  # the CAs that follow this one; the leaf never counts
             if length is None:
                 c.require(False, "", f"{name} has no path length limit: that allows any depth below it; "
                                      "give it the smallest number that still works")
+            elif length < below:
+                follow = "1 CA follows" if below == 1 else f"{below} CAs follow"
+                c.require(False, "", f"{name} has pathlen:{length}, but {follow} it in this chain: the chain "
+                                     "breaks there, so verify_chain refuses it")
             elif length == 0:
                 c.require(True, f"{name} has pathlen:0, the smallest there is", "")
             elif verdict.ok:
                 lower = [*lengths[:position], length - 1, *lengths[position + 1:]]
                 refused = not _scratch_chain_verifies(lower)
+                too_much = (
+                    f"{name} has pathlen:{length}, more than needed: "
+                    f"with {length - 1} the chain still verifies"
+                )
+                if below == 0:
+                    too_much += " (a path length counts the CAs that may follow, never the leaf)"
                 c.require(refused,
                           f"{name} has pathlen:{length}, the smallest: with {length - 1} verify_chain refuses the chain",
-                          f"{name} has pathlen:{length}, more than needed: with {length - 1} the chain still verifies")
+                          too_much)
     if verdict.ok:
         servers = CertificateAuthority.create_root("check-server-ca")
         server = servers.issue_server_certificate()
@@ -265,8 +276,8 @@ def exercise_3(
     """
     c = Checker(
         "9.3", "CAs for both, under one root",
-        hint="Load only the client CA's certificate as the server's ca_file, and set "
-             "context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN so that a path may end at it.",
+        hint="The server's ca_file decides whose clients get in: the client CA alone. A path must then "
+             "end at that CA, which is no root: the flag named in the exercise allows it.",
     )
     if not_attempted(server, client_ca):
         return c.not_attempted()
@@ -302,9 +313,13 @@ def exercise_3(
             c.require(False, "", "a client that trusts only lab-root-ca refused your server's certificate: serve "
                                  "server-chain.crt (the leaf and lab-issuing-ca)")
         elif not member.ok and member.server_reason == "unable to get issuer certificate":
-            c.require(False, "", "your server refused dana, a client of your client CA (it recorded 'unable to get "
-                                 "issuer certificate'): OpenSSL looks for a self-signed root; set "
-                                 "ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags")
+            needs_flag = (
+                "your server refused dana, a client of your client CA (it recorded 'unable to get issuer "
+                "certificate'): the lab server's context follows OpenSSL's default rules, under which a path "
+                "must end at a self-signed root, and your client CA is not one; set "
+                "ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags"
+            )
+            c.require(False, "", needs_flag)
         else:
             c.require(member.ok and member.body == "Hello, dana\n",
                       f"dana, issued by {display_name(ca_certificate)}, got in: 'Hello, dana'",
