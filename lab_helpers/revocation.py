@@ -194,8 +194,6 @@ def _certificate_failure(
     issuer: x509.Certificate,
     crls: Sequence[x509.CertificateRevocationList],
     now: datetime.datetime,
-    *,
-    leaf: bool,
 ) -> str | None:
     named = [crl for crl in crls if crl.issuer == certificate.issuer]
     usable: list[tuple[x509.CertificateRevocationList, x509.Extensions]] = []
@@ -211,10 +209,9 @@ def _certificate_failure(
             unused.append(reason)
     if not usable:
         why = f" (a CRL with its name was given but not used: {unused[0]})" if unused else ""
-        other = "" if leaf else ", or check the leaf alone (revocation='leaf')"
         return (
             f"unable to get certificate CRL: no CRL from {_name(issuer)}, the issuer of {_name(certificate)}, "
-            f"was given{why}. Pass that CA's current CRL in crls={other}."
+            f"was given{why}. Pass that CA's current CRL in crls=: a check that is asked for never guesses."
         )
     crl, extensions = _pick(certificate, usable, now)
     source = f"the CRL from {_name(issuer)}"
@@ -289,7 +286,7 @@ def revocation_failure(
         now = now.replace(tzinfo=datetime.timezone.utc)  # cryptography reads naive times as UTC too
     below_anchor = len(chain) - 1
     for position in range(min(1, below_anchor) if scope == "leaf" else below_anchor):
-        problem = _certificate_failure(chain[position], chain[position + 1], crls, now, leaf=position == 0)
+        problem = _certificate_failure(chain[position], chain[position + 1], crls, now)
         if problem:
             return problem
     return None
