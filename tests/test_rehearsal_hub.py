@@ -60,6 +60,8 @@ def test_three_learners_complete_notebooks_00_to_06_and_nothing_is_left_behind()
     assert result.memory.samples > 0 and set(result.memory.per_user_peak_rss) == {"learner1", "learner2", "learner3"}
     assert all(value > 50_000_000 for value in result.memory.per_user_peak_rss.values())  # a server and a kernel
     assert set(result.learner_cpu()) == {"learner1", "learner2", "learner3"}
+    # Every kernel was reached over Unix sockets, as each kernel itself reports (test_kernel_socket.py has tcp).
+    assert {run.transport for learner in result.runs for run in learner.notebooks} == {"ipc"}
     assert report.rstrip().splitlines()[-1].startswith("OK")
 
 

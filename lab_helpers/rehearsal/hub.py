@@ -134,8 +134,7 @@ class HubProcess:
             # The same Python as this command, so the users' servers and kernels import this lab_helpers.
             "Spawner.cmd": [sys.executable, "-m", "jupyterhub.singleuser"],
             # Jupyter servers refuse to run as root unless told to (CI and containers run as root).
-            "Spawner.args": (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
-            + [f"--KernelManager.transport={self.kernel_transport}"],
+            "Spawner.args": ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [],
             # One temporary folder for all learners, as /tmp is on a real host, but kept inside
             # the rehearsal's folder so that what the notebooks leave in it can be counted.
             # A whole room starting at once on a busy host: JupyterHub's defaults (60 s, 30 s)
@@ -160,13 +159,29 @@ class HubProcess:
         # on a real host, but inside the rehearsal's folder so that what the notebooks leave there
         # can be counted; and a short runtime folder per user, because with the ipc transport each
         # kernel's sockets are files there, and a Unix socket's path may not exceed 107 bytes.
+        # The kernel transport is set the way docs/workshop.md tells a host's admin to set it: a
+        # jupyter_server_config.json in a folder on the servers' Jupyter config path.
         lines.append(
             f"c.Spawner.environment = {{{_MARKER!r}: {self.marker!r}, 'TMPDIR': {str(self.shared_tmp)!r}, "
+            f"'JUPYTER_CONFIG_PATH': {str(self._server_config_folder())!r}, "
             f"'JUPYTER_RUNTIME_DIR': lambda spawner: {str(self.runtime_root)!r} + '/' + spawner.user.name}}"
         )
         config = self.workdir / "jupyterhub_config.py"
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return config
+
+    def _server_config_folder(self) -> Path:
+        """A folder on the users' servers' Jupyter config path, holding ``jupyter_server_config.json``.
+
+        The same file docs/workshop.md gives a host's admin for ``/etc/jupyter``. (A file in
+        ``jupyter_server_config.d/`` would not do: jupyter_server reads those folders for its
+        extensions only, checked with jupyter_server 2.21; the kernel kept the tcp transport.)
+        """
+        folder = self.workdir / "jupyter-config"
+        folder.mkdir(exist_ok=True)
+        settings = {"KernelManager": {"transport": self.kernel_transport}}
+        (folder / "jupyter_server_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        return folder
 
     def start(self, timeout: float = 120.0) -> None:
         """Start the hub and wait until its REST API answers through the proxy."""
@@ -221,6 +236,15 @@ class HubProcess:
             except ProcessLookupError:
                 pass
             process.wait(10)
+
+    def log_about(self, name: str, lines: int = 4) -> list[str]:
+        """The last warnings and errors the hub's log has about user ``name`` (why a server did not start)."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        found = [line.strip() for line in text.splitlines() if name in line and line.startswith(("[W", "[E", "[C"))]
+        return found[-lines:]
 
     def log_tail(self, lines: int = 15) -> str:
         try:

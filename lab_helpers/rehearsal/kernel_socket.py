@@ -137,6 +137,22 @@ class KernelSocket:
             if channel == "shell" and header["msg_type"] == "kernel_info_reply" and parent.get("msg_id") == request_id:
                 return
 
+    async def evaluate(self, expression: str, *, timeout: float) -> str:
+        """The ``text/plain`` value of ``expression`` in the kernel, through a silent execute (no history, no count)."""
+        deadline = time.monotonic() + timeout
+        request_id = await self._send(
+            "shell",
+            "execute_request",
+            {"code": "", "silent": True, "store_history": False, "user_expressions": {"value": expression}, "allow_stdin": False},
+        )
+        while True:
+            channel, header, parent, content = await self._receive(deadline)
+            if channel == "shell" and header["msg_type"] == "execute_reply" and parent.get("msg_id") == request_id:
+                value = content.get("user_expressions", {}).get("value", {})
+                if value.get("status") != "ok":
+                    raise RuntimeError(f"{expression!r}: {value.get('ename')}: {value.get('evalue')}")
+                return str(value["data"]["text/plain"])
+
     async def execute(self, code: str, *, timeout: float) -> CellResult:
         """Run one cell; wait for its ``execute_reply`` and for the kernel to be idle again."""
         deadline = time.monotonic() + timeout

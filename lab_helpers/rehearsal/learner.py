@@ -21,6 +21,9 @@ from .plan import RehearsalPlan
 
 __all__ = ["CellFailure", "LearnerRun", "NotebookRun", "Progress", "run_learner"]
 
+#: Asked of each kernel before the notebook's first cell, silently: the transport it was started with.
+_TRANSPORT = "__import__('ipykernel.connect').connect.get_connection_info(unpack=True)['transport']"
+
 
 @dataclass(frozen=True)
 class CellFailure:
@@ -47,6 +50,7 @@ class NotebookRun:
     code_cells: int
     cells_run: int
     failure: CellFailure | None = None
+    transport: str = ""  # how the server reached this kernel, as the kernel itself reports it (ipc or tcp)
 
     @property
     def completed(self) -> bool:
@@ -114,6 +118,7 @@ async def _run_notebook(api: HubAPI, name: str, notebook: str, plan: RehearsalPl
     path = PurePosixPath(notebook).as_posix()
     cells: list[dict[str, Any]] = []
     cells_run = 0
+    transport = ""
     failure: CellFailure | None = None
     session_id = None
     kernel: KernelSocket | None = None
@@ -130,6 +135,7 @@ async def _run_notebook(api: HubAPI, name: str, notebook: str, plan: RehearsalPl
         sessions.append(session_id)
         kernel = await KernelSocket.open(api.kernel_socket_url(name, session["kernel"]["id"]), api.token, timeout=plan.spawn_timeout)
         await kernel.wait_ready(plan.spawn_timeout)
+        transport = (await kernel.evaluate(_TRANSPORT, timeout=plan.spawn_timeout)).strip("'\"")
         for position, cell in enumerate(cells, start=1):
             if cell["cell_type"] != "code":
                 continue
@@ -150,7 +156,7 @@ async def _run_notebook(api: HubAPI, name: str, notebook: str, plan: RehearsalPl
         sessions.remove(session_id)
         await _close_session(api, name, session_id)
     code_cells = sum(cell["cell_type"] == "code" for cell in cells)
-    return NotebookRun(notebook, elapsed, code_cells, cells_run, failure)
+    return NotebookRun(notebook, elapsed, code_cells, cells_run, failure, transport)
 
 
 async def _close_session(api: HubAPI, name: str, session_id: str) -> None:

@@ -121,6 +121,7 @@ class RehearsalResult:
             "per_notebook": per_notebook,
             "per_learner_total": _summary(self.learner_totals()),
             "failures": self.failures(),
+            "kernel_transports": sorted({run.transport for learner in self.runs for run in learner.notebooks}),
             "memory_bytes": {
                 "host_peak_pss": memory.host_peak_pss,
                 "host_peak_rss": memory.host_peak_rss,
@@ -237,6 +238,10 @@ def format_report(result: RehearsalResult) -> str:
     else:
         lines.append("Left behind after every server and the hub stopped (now killed):")
         lines += [f"  {line}" for line in result.leftovers.lines()]
+    transports = [run.transport for learner in result.runs for run in learner.notebooks if run.transport]
+    if transports:
+        counted = ", ".join(f"{name} {transports.count(name)}" for name in sorted(set(transports)))
+        lines.append(f"Kernels, by the transport they report: {counted} (of {len(transports)} kernels).")
     if result.temporary_leftovers:
         listed = ", ".join(f"{pattern} x{count}" for pattern, count in result.temporary_leftovers.items())
         lines.append(f"Left in the learners' temporary folder ($TMPDIR): {listed}")

@@ -143,6 +143,9 @@ async def _drive(plan: RehearsalPlan, hub: HubProcess, monitor: Monitor, result:
             for index, name in enumerate(plan.learner_names)
         ]
         result.runs = list(await asyncio.gather(*learners))
+        for run in result.runs:
+            if run.error:  # say why, from the hub's own words
+                run.error = " | ".join([run.error, *hub.log_about(run.name)])
         result.cpu_seconds = monitor.cpu_seconds()  # before the stop: the servers' own shutdown is not the course's cost
         stops = [api.stop_server(name, timeout=_SERVER_STOP_TIMEOUT) for name in plan.learner_names]
         for name, outcome in zip(plan.learner_names, await asyncio.gather(*stops, return_exceptions=True)):
