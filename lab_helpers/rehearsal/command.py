@@ -56,7 +56,7 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     rehearse.add_argument("--spawn-timeout", type=float, default=300.0, metavar="S", help="seconds a server or kernel may take to start (default 300)")
     rehearse.add_argument("--course", default=None, metavar="DIR", help="the course's folder, with notebooks/ (default: this checkout)")
     rehearse.add_argument("--proxy", default=None, metavar="PATH", help="the configurable-http-proxy command (default: hub/node_modules, then PATH)")
-    rehearse.add_argument("--json", action="store_true", help="print the figures as JSON on stdout (progress still goes to stderr)")
+    rehearse.add_argument("--json", action="store_true", help="print the figures as JSON on stdout; the report goes to stderr")
     rehearse.add_argument("--keep-folder", action="store_true", help="keep the temporary folder (homes, hub log) for a look afterwards")
     rehearse.set_defaults(run=_command_rehearse)
 
@@ -98,20 +98,19 @@ def _command_rehearse(args: argparse.Namespace) -> int:
     from .report import format_report, format_sweep
     from .run import run_rehearsal
 
+    human = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON alone
     results = []
     for plan in plans:
         print(f"Rehearsal with {plan.learners} learner(s)...", file=sys.stderr, flush=True)
         result = run_rehearsal(plan, keep_folder=args.keep_folder)
         results.append(result)
-        if not args.json:
-            print(format_report(result), flush=True)
-            print(flush=True)
+        print(format_report(result) + "\n", file=human, flush=True)
         if result.interrupted:
             break
+    if len(results) > 1:
+        print(format_sweep(results), file=human, flush=True)
     if args.json:
         print(json.dumps([result.to_json() for result in results] if len(counts) > 1 else results[0].to_json(), indent=2))
-    elif len(results) > 1:
-        print(format_sweep(results))
     if any(result.interrupted for result in results):
         return 130
     if len(results) == 1:

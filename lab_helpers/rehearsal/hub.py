@@ -179,7 +179,11 @@ class HubProcess:
         """
         folder = self.workdir / "jupyter-config"
         folder.mkdir(exist_ok=True)
-        settings = {"KernelManager": {"transport": self.kernel_transport}}
+        settings = {
+            "KernelManager": {"transport": self.kernel_transport},
+            # Kernels idle for an hour are shut down (never reached in a rehearsal; it frees a room's forgotten tabs).
+            "MappingKernelManager": {"cull_idle_timeout": 3600, "cull_interval": 60},
+        }
         (folder / "jupyter_server_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
         return folder
 
