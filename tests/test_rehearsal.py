@@ -147,8 +147,16 @@ def test_the_report_names_the_learner_the_notebook_and_the_failing_cell() -> Non
 def test_the_report_of_a_clean_rehearsal_says_ok() -> None:
     text = format_report(_result(2, {"nb/00_a.ipynb": [1.0, 1.2]}))
     assert "Failures" not in text
+    assert "http_timeout" not in text  # servers started in 2 s
     assert "nothing (no process, no listening port, no thread)" in text
     assert text.rstrip().splitlines()[-1].startswith("OK")
+
+
+def test_the_report_warns_when_servers_start_slower_than_jupyterhub_allows_by_default() -> None:
+    result = _result(2, {"nb/00_a.ipynb": [1.0, 1.2]})
+    result.runs[1].spawn_seconds = 41.0
+    text = format_report(result)
+    assert "A server took 41 s to start" in text and "Spawner.http_timeout 30 s" in text
 
 
 # -- what is left behind ------------------------------------------------------------------------------

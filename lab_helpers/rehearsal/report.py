@@ -19,6 +19,9 @@ __all__ = ["RehearsalResult", "format_report", "format_sweep", "percentile", "sw
 
 #: A rehearsal passes when every notebook's p95 stays under this many times its single-learner time.
 SLOWDOWN_LIMIT = 3.0
+#: JupyterHub's defaults for a server to answer and to start (jupyterhub/spawner.py); the rehearsal raises both.
+JUPYTERHUB_HTTP_TIMEOUT = 30
+JUPYTERHUB_START_TIMEOUT = 60
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -205,6 +208,12 @@ def format_report(result: RehearsalResult) -> str:
         lines.append(
             f"{'all, per learner':<40} {f'{finished}/{result.learners}':>9} {_seconds(totals['median']):>8} "
             f"{_seconds(totals['p95']):>8} {_seconds(totals['max']):>8}"
+        )
+    if spawns and max(spawns) > JUPYTERHUB_HTTP_TIMEOUT:
+        lines.append(
+            f"  A server took {max(spawns):.0f} s to start: with JupyterHub's defaults (Spawner.http_timeout "
+            f"{JUPYTERHUB_HTTP_TIMEOUT} s, start_timeout {JUPYTERHUB_START_TIMEOUT} s) a room's logins could fail. "
+            "Raise both (docs/workshop.md, Settings for a shared host)."
         )
     failures = result.failures()
     if failures:
