@@ -131,7 +131,8 @@ class Monitor:
                 else:
                     role = "command"
                 record = ProcessRecord(process.pid, key[1], role, user, " ".join(process.cmdline()) or process.name())
-                self.processes[key] = record
+                with self._lock:  # cpu_seconds() may be reading from the main thread
+                    self.processes[key] = record
             roles[process.pid] = record.role
             return record
         except psutil.Error:
@@ -180,13 +181,17 @@ class Monitor:
                 figures.per_user_peak_pss[user] = max(figures.per_user_peak_pss.get(user, 0), value)
             figures.available_lowest = min(figures.available_lowest, psutil.virtual_memory().available)
         if ports:
-            for port, pid in _listening_ports(alive):
-                self.listening[port] = alive[pid]
+            found = _listening_ports(alive)
+            with self._lock:
+                for port, pid in found:
+                    self.listening[port] = alive[pid]
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time per learner (their server and kernels), plus "hub and proxy"."""
         totals: dict[str, float] = {}
-        for record in self.processes.values():
+        with self._lock:
+            records = list(self.processes.values())
+        for record in records:
             if record.role == "command":
                 continue  # counted in its kernel's children time once reaped
             key = record.user or "hub and proxy"

@@ -78,13 +78,6 @@ def run_rehearsal(plan: RehearsalPlan, *, progress_to: TextIO | None = sys.stder
     root = Path(tempfile.mkdtemp(prefix="mtls-rehearsal-"))  # short: kernels' socket paths start here
     result.folder = str(root)
     homes, shared_tmp, hub_dir, runtime_root = root / "homes", root / "tmp", root / "hub", root / "run"
-    for folder in (homes, shared_tmp, hub_dir, runtime_root):
-        folder.mkdir()
-    shared_tmp.chmod(0o1777)  # like /tmp: everyone may write, only the owner may remove
-    for name in plan.learner_names:
-        _copy_course(plan, homes / name)
-        if plan.prepare_home is not None:
-            plan.prepare_home(name, homes / name)
     marker = uuid.uuid4().hex
     hub = HubProcess(
         hub_dir,
@@ -100,6 +93,13 @@ def run_rehearsal(plan: RehearsalPlan, *, progress_to: TextIO | None = sys.stder
     monitor: Monitor | None = None
     previous_sigterm = _on_sigterm_raise()
     try:
+        for folder in (homes, shared_tmp, hub_dir, runtime_root):
+            folder.mkdir()
+        shared_tmp.chmod(0o1777)  # like /tmp: everyone may write, only the owner may remove
+        for name in plan.learner_names:
+            _copy_course(plan, homes / name)
+            if plan.prepare_home is not None:
+                plan.prepare_home(name, homes / name)
         hub_started = time.monotonic()
         hub.start()
         result.hub_start_seconds = time.monotonic() - hub_started
