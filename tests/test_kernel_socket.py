@@ -17,17 +17,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 pytest.importorskip("jupyter_server")
 pytest.importorskip("tornado")
 
-from lab_helpers.rehearsal.hub import HubAPI  # noqa: E402
-from lab_helpers.rehearsal.kernel_socket import KernelSocket  # noqa: E402
-from lab_helpers.rehearsal.learner import _TRANSPORT  # noqa: E402
+from lab_helpers.rehearsal.hub import HubAPI
+from lab_helpers.rehearsal.kernel_socket import KernelSocket
+from lab_helpers.rehearsal.learner import _TRANSPORT
 
 
 def _free_port() -> int:
@@ -41,11 +41,24 @@ def jupyter_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A Jupyter server (tcp kernels) serving ``tmp_path``: its base URL and token. Stopped at teardown."""
     token, port = secrets.token_hex(16), _free_port()
     command = [
-        sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--KernelManager.transport=tcp",
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={tmp_path}",
+        "--KernelManager.transport=tcp",
     ] + (["--allow-root"] if os.geteuid() == 0 else [])
-    environment = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
-    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    environment = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    server = subprocess.Popen(
+        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -72,10 +85,14 @@ async def _drive(url: str, token: str) -> dict[str, object]:
     api = HubAPI(url, token, max_clients=4)
     try:
         _, session = await api.call(
-            "POST", "/api/sessions", {"path": "probe.ipynb", "type": "notebook", "name": "probe.ipynb", "kernel": {"name": "python3"}}
+            "POST",
+            "/api/sessions",
+            {"path": "probe.ipynb", "type": "notebook", "name": "probe.ipynb", "kernel": {"name": "python3"}},
         )
         kernel = await KernelSocket.open(
-            f"{url.replace('http://', 'ws://')}/api/kernels/{session['kernel']['id']}/channels", token, timeout=120
+            f"{url.replace('http://', 'ws://')}/api/kernels/{session['kernel']['id']}/channels",
+            token,
+            timeout=120,
         )
         try:
             await kernel.wait_ready(120)
@@ -93,7 +110,9 @@ async def _drive(url: str, token: str) -> dict[str, object]:
         api.close()
 
 
-def test_cells_run_over_the_websocket_and_errors_and_timeouts_are_reported(jupyter_server: tuple[str, str]) -> None:
+def test_cells_run_over_the_websocket_and_errors_and_timeouts_are_reported(
+    jupyter_server: tuple[str, str],
+) -> None:
     results = asyncio.run(_drive(*jupyter_server))
     assert results["transport"] == "'tcp'"
     assert results["ok"].ok and results["state kept"].ok

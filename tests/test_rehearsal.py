@@ -20,10 +20,21 @@ from lab_helpers.rehearsal.kernel_socket import decode_frame, encode_frame
 from lab_helpers.rehearsal.learner import CellFailure, LearnerRun, NotebookRun
 from lab_helpers.rehearsal.monitor import MARKER_VARIABLE, find_leftovers, kill_processes, temporary_leftovers
 from lab_helpers.rehearsal.plan import RehearsalPlan, parse_learner_counts, select_notebooks
-from lab_helpers.rehearsal.report import RehearsalResult, format_report, format_sweep, percentile, sweep_verdicts
+from lab_helpers.rehearsal.report import (
+    RehearsalResult,
+    format_report,
+    format_sweep,
+    percentile,
+    sweep_verdicts,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = [json.dumps({"msg_id": "1", "msg_type": "execute_request"}).encode(), b"{}", b"{}", b'{"code": "1 + 1"}']
+PARTS = [
+    json.dumps({"msg_id": "1", "msg_type": "execute_request"}).encode(),
+    b"{}",
+    b"{}",
+    b'{"code": "1 + 1"}',
+]
 
 
 # -- the websocket frames, checked against jupyter_server's own code ---------------------------------
@@ -61,7 +72,9 @@ def test_notebooks_00_to_06_are_selected_in_order() -> None:
 def test_a_list_and_all_and_the_solutions_are_selected() -> None:
     assert [Path(path).name[:2] for path in select_notebooks(ROOT, "05, 00")] == ["05", "00"]
     assert len(select_notebooks(ROOT, "all")) == len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
-    assert all(path.startswith("notebooks/solutions/") for path in select_notebooks(ROOT, "00-01", solutions=True))
+    assert all(
+        path.startswith("notebooks/solutions/") for path in select_notebooks(ROOT, "00-01", solutions=True)
+    )
 
 
 @pytest.mark.parametrize(
@@ -82,10 +95,18 @@ def test_learner_counts() -> None:
 
 
 def test_a_plan_refuses_what_cannot_run() -> None:
-    good = dict(learners=2, notebooks=("notebooks/00_start_here.ipynb",), course_root=ROOT, proxy_command="chp")
+    good = dict(
+        learners=2, notebooks=("notebooks/00_start_here.ipynb",), course_root=ROOT, proxy_command="chp"
+    )
     assert RehearsalPlan(**good).learner_names == ["learner1", "learner2"]
     assert RehearsalPlan(**{**good, "learners": 12}).learner_names[0] == "learner01"
-    for change in ({"learners": 0}, {"notebooks": ()}, {"stagger": -1.0}, {"kernel_transport": "udp"}, {"cell_timeout": 0}):
+    for change in (
+        {"learners": 0},
+        {"notebooks": ()},
+        {"stagger": -1.0},
+        {"kernel_transport": "udp"},
+        {"cell_timeout": 0},
+    ):
         with pytest.raises(LabError):
             RehearsalPlan(**{**good, **change})
 
@@ -109,8 +130,14 @@ def _result(learners: int, seconds: dict[str, list[float]], *, failing: str | No
     for index in range(learners):
         run = LearnerRun(f"learner{index + 1}", spawn_seconds=2.0)
         for notebook in notebooks:
-            failure = CellFailure(7, "nb-07", "RuntimeError", "made to fail", "raise") if failing == f"{index}:{notebook}" else None
-            run.notebooks.append(NotebookRun(notebook, seconds[notebook][index], 10, 10 if failure is None else 4, failure))
+            failure = (
+                CellFailure(7, "nb-07", "RuntimeError", "made to fail", "raise")
+                if failing == f"{index}:{notebook}"
+                else None
+            )
+            run.notebooks.append(
+                NotebookRun(notebook, seconds[notebook][index], 10, 10 if failure is None else 4, failure)
+            )
         result.runs.append(run)
     result.memory.samples = 3
     result.memory.host_peak_pss = 400_000_000 * learners
@@ -126,7 +153,9 @@ def test_the_sweep_finds_the_largest_room_that_keeps_up() -> None:
     assert [row.passed for row in rows] == [True, True, False]
     assert rows[1].worst_ratio == pytest.approx(2.95) and rows[1].worst_notebook == "01_b"
     assert rows[2].worst_ratio == pytest.approx(3.5) and rows[2].worst_notebook == "00_a"
-    assert "Largest number of learners that passed (and every smaller one): 4" in format_sweep([alone, four, eight])
+    assert "Largest number of learners that passed (and every smaller one): 4" in format_sweep(
+        [alone, four, eight]
+    )
 
 
 def test_the_sweep_fails_a_room_where_someone_did_not_complete() -> None:
@@ -141,7 +170,9 @@ def test_the_report_names_the_learner_the_notebook_and_the_failing_cell() -> Non
     assert "learner2 00_a cell 7 (id nb-07): RuntimeError: made to fail" in text
     assert "00_a" in text and "1/2" in text
     assert text.rstrip().splitlines()[-1].startswith("FAILED")
-    assert json.loads(json.dumps(result.to_json()))["failures"] == ["learner2 00_a cell 7 (id nb-07): RuntimeError: made to fail"]
+    assert json.loads(json.dumps(result.to_json()))["failures"] == [
+        "learner2 00_a cell 7 (id nb-07): RuntimeError: made to fail"
+    ]
 
 
 def test_the_report_of_a_clean_rehearsal_says_ok() -> None:
@@ -166,7 +197,9 @@ def test_a_process_carrying_the_marker_is_found_and_killed(tmp_path: Path) -> No
     marker = uuid.uuid4().hex
     environment = {**os.environ, MARKER_VARIABLE: marker}
     # Its own session, as a kernel has: nothing links it to this test but the marker.
-    straggler = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=environment, start_new_session=True)
+    straggler = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env=environment, start_new_session=True
+    )
     try:
         threads = {thread.ident for thread in threading.enumerate()}
         assert [record.pid for record in find_leftovers(uuid.uuid4().hex, None, threads).processes] == []
@@ -195,7 +228,13 @@ def test_a_thread_started_during_the_rehearsal_is_reported() -> None:
 
 
 def test_temporary_leftovers_are_grouped_by_name(tmp_path: Path) -> None:
-    for name in ("mtls-client-ab12_xyz", "mtls-client-k9k9k9k9", "ipykernel_4242", "tmpa1b2c3d4", "fixed-name.txt"):
+    for name in (
+        "mtls-client-ab12_xyz",
+        "mtls-client-k9k9k9k9",
+        "ipykernel_4242",
+        "tmpa1b2c3d4",
+        "fixed-name.txt",
+    ):
         (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("")
     assert temporary_leftovers(tmp_path) == {
         "fixed-name.txt": 1,
@@ -210,7 +249,13 @@ def test_temporary_leftovers_are_grouped_by_name(tmp_path: Path) -> None:
 
 
 def _run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lab_helpers", *arguments], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "lab_helpers", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.parametrize(
@@ -241,13 +286,17 @@ PROBE = "import sys; from lab_helpers.cli import main; main(sys.argv[1:]); print
 def test_pki_loads_none_of_the_rehearsal_stack(tmp_path: Path) -> None:
     probe = PROBE.format(stack=STACK)
     result = subprocess.run(
-        [sys.executable, "-c", probe, "pki", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", probe, "pki", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_the_import_probe_does_see_the_stack_when_the_rehearsal_loads() -> None:
-    probe = "import lab_helpers.rehearsal.run, sys; print(sorted(m for m in {stack!r} if m in sys.modules))".format(stack=STACK)
+    probe = f"import lab_helpers.rehearsal.run, sys; print(sorted(m for m in {STACK!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         pytest.skip("psutil or tornado is missing here")

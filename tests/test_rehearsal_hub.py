@@ -21,13 +21,15 @@ from lab_helpers import LabError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest.importorskip("jupyterhub", reason="JupyterHub is not installed: pip install -r requirements-instructor.txt")
+pytest.importorskip(
+    "jupyterhub", reason="JupyterHub is not installed: pip install -r requirements-instructor.txt"
+)
 psutil = pytest.importorskip("psutil")
 
-from lab_helpers.rehearsal.hub import find_proxy  # noqa: E402
-from lab_helpers.rehearsal.plan import RehearsalPlan, select_notebooks  # noqa: E402
-from lab_helpers.rehearsal.report import format_report  # noqa: E402
-from lab_helpers.rehearsal.run import run_rehearsal  # noqa: E402
+from lab_helpers.rehearsal.hub import find_proxy
+from lab_helpers.rehearsal.plan import RehearsalPlan, select_notebooks
+from lab_helpers.rehearsal.report import format_report
+from lab_helpers.rehearsal.run import run_rehearsal
 
 try:
     PROXY = find_proxy(ROOT)
@@ -57,8 +59,14 @@ def test_three_learners_complete_notebooks_00_to_06_and_nothing_is_left_behind()
     # Each learner's lab files are their own: three homes, three different lab CAs.
     assert len(result.lab_ca_fingerprints) == 3 and len(set(result.lab_ca_fingerprints.values())) == 3
     # The figures the workshop guide is built from were taken.
-    assert result.memory.samples > 0 and set(result.memory.per_user_peak_rss) == {"learner1", "learner2", "learner3"}
-    assert all(value > 50_000_000 for value in result.memory.per_user_peak_rss.values())  # a server and a kernel
+    assert result.memory.samples > 0 and set(result.memory.per_user_peak_rss) == {
+        "learner1",
+        "learner2",
+        "learner3",
+    }
+    assert all(
+        value > 50_000_000 for value in result.memory.per_user_peak_rss.values()
+    )  # a server and a kernel
     assert set(result.learner_cpu()) == {"learner1", "learner2", "learner3"}
     # Every kernel was reached over Unix sockets, as each kernel itself reports (test_kernel_socket.py has tcp).
     assert {run.transport for learner in result.runs for run in learner.notebooks} == {"ipc"}
@@ -98,7 +106,10 @@ def test_a_learner_whose_notebook_fails_is_reported_with_the_cell_and_everything
     assert failed[0].cells_run == 5  # four code cells ran, the fifth failed, no cell after it ran
     # The failure ended that notebook only: learner 2 went on with notebook 02.
     assert [run.completed for run in learner2.notebooks] == [True, False, True]
-    assert f"learner2 01_explore_certificates cell {failure.cell} (id made-to-fail): RuntimeError: made to fail" in report
+    assert (
+        f"learner2 01_explore_certificates cell {failure.cell} (id made-to-fail): RuntimeError: made to fail"
+        in report
+    )
     assert result.leftovers.nothing, report
     assert not Path(result.folder).exists(), "the rehearsal's temporary folder (homes, hub) was not removed"
     assert report.rstrip().splitlines()[-1].startswith("FAILED")
@@ -106,7 +117,9 @@ def test_a_learner_whose_notebook_fails_is_reported_with_the_cell_and_everything
 
 def test_ctrl_c_stops_the_hub_and_every_server_and_kernel() -> None:
     command = [sys.executable, "-m", "lab_helpers", "rehearse", "--learners", "1", "--notebooks", "00-06"]
-    rehearsal = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    rehearsal = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     seen: dict[int, float] = {}
     try:
         deadline = time.monotonic() + 240

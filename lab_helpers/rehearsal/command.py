@@ -25,7 +25,7 @@ EXAMPLES = """examples:
 needs: pip install -r requirements-instructor.txt (JupyterHub), and npm ci --prefix hub (its proxy)"""
 
 
-def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``rehearse`` subcommand to the command line's subparsers."""
     rehearse = commands.add_parser(
         "rehearse",
@@ -37,27 +37,70 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rehearse.add_argument(
-        "--learners", default="3", metavar="N[,N...]",
+        "--learners",
+        default="3",
+        metavar="N[,N...]",
         help="learners at once (default 3); a list such as 1,4,8 runs one rehearsal each, from a single learner up",
     )
-    rehearse.add_argument("--notebooks", default="00-06", help="which notebooks, in order: 00-06 (default), 00,05, all")
-    rehearse.add_argument("--stagger", type=float, default=0.0, metavar="S", help="seconds between two learners' starts (default 0)")
-    rehearse.add_argument("--solutions", action="store_true", help="run the solution notebooks (exercises done, checks run)")
     rehearse.add_argument(
-        "--keep-kernels", action="store_true",
+        "--notebooks", default="00-06", help="which notebooks, in order: 00-06 (default), 00,05, all"
+    )
+    rehearse.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds between two learners' starts (default 0)",
+    )
+    rehearse.add_argument(
+        "--solutions", action="store_true", help="run the solution notebooks (exercises done, checks run)"
+    )
+    rehearse.add_argument(
+        "--keep-kernels",
+        action="store_true",
         help="leave each notebook's kernel running until the learner's last notebook, as a room that never shuts one down",
     )
     rehearse.add_argument(
-        "--kernel-transport", choices=["ipc", "tcp"], default="ipc",
+        "--kernel-transport",
+        choices=["ipc", "tcp"],
+        default="ipc",
         help="how servers reach their kernels: ipc (default, Unix sockets: what a shared host should use) or tcp "
         "(Jupyter's default, ports on 127.0.0.1, racy when many kernels start at once)",
     )
-    rehearse.add_argument("--cell-timeout", type=float, default=300.0, metavar="S", help="seconds one cell may take (default 300)")
-    rehearse.add_argument("--spawn-timeout", type=float, default=300.0, metavar="S", help="seconds a server or kernel may take to start (default 300)")
-    rehearse.add_argument("--course", default=None, metavar="DIR", help="the course's folder, with notebooks/ (default: this checkout)")
-    rehearse.add_argument("--proxy", default=None, metavar="PATH", help="the configurable-http-proxy command (default: hub/node_modules, then PATH)")
-    rehearse.add_argument("--json", action="store_true", help="print the figures as JSON on stdout; the report goes to stderr")
-    rehearse.add_argument("--keep-folder", action="store_true", help="keep the temporary folder (homes, hub log) for a look afterwards")
+    rehearse.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds one cell may take (default 300)",
+    )
+    rehearse.add_argument(
+        "--spawn-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds a server or kernel may take to start (default 300)",
+    )
+    rehearse.add_argument(
+        "--course",
+        default=None,
+        metavar="DIR",
+        help="the course's folder, with notebooks/ (default: this checkout)",
+    )
+    rehearse.add_argument(
+        "--proxy",
+        default=None,
+        metavar="PATH",
+        help="the configurable-http-proxy command (default: hub/node_modules, then PATH)",
+    )
+    rehearse.add_argument(
+        "--json", action="store_true", help="print the figures as JSON on stdout; the report goes to stderr"
+    )
+    rehearse.add_argument(
+        "--keep-folder",
+        action="store_true",
+        help="keep the temporary folder (homes, hub log) for a look afterwards",
+    )
     rehearse.set_defaults(run=_command_rehearse)
 
 
@@ -71,9 +114,16 @@ def _command_rehearse(args: argparse.Namespace) -> int:
     counts = parse_learner_counts(args.learners)
     if len(counts) > 1 and counts[0] != 1:
         counts = (1, *counts)  # a sweep compares each N with one learner alone
-    for option, value in (("--stagger", args.stagger), ("--cell-timeout", args.cell_timeout), ("--spawn-timeout", args.spawn_timeout)):
+    for option, value in (
+        ("--stagger", args.stagger),
+        ("--cell-timeout", args.cell_timeout),
+        ("--spawn-timeout", args.spawn_timeout),
+    ):
         if value < 0 or (value == 0 and option != "--stagger"):
-            raise LabError(f"{option} {value:g}: give a number of seconds" + (", 0 or more." if option == "--stagger" else ", more than 0."))
+            raise LabError(
+                f"{option} {value:g}: give a number of seconds"
+                + (", 0 or more." if option == "--stagger" else ", more than 0.")
+            )
     course_root = find_course_root(args.course)
     notebooks = select_notebooks(course_root, args.notebooks, solutions=args.solutions)
     jupyterhub_version()
@@ -110,7 +160,12 @@ def _command_rehearse(args: argparse.Namespace) -> int:
     if len(results) > 1:
         print(format_sweep(results), file=human, flush=True)
     if args.json:
-        print(json.dumps([result.to_json() for result in results] if len(counts) > 1 else results[0].to_json(), indent=2))
+        print(
+            json.dumps(
+                [result.to_json() for result in results] if len(counts) > 1 else results[0].to_json(),
+                indent=2,
+            )
+        )
     if any(result.interrupted for result in results):
         return 130
     if len(results) == 1:

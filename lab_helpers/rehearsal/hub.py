@@ -58,7 +58,9 @@ def find_proxy(course_root: Path, explicit: str | None = None) -> str:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate.resolve())
     if explicit:
-        raise LabError(f"--proxy {explicit}: no executable file there. Give the path of configurable-http-proxy.")
+        raise LabError(
+            f"--proxy {explicit}: no executable file there. Give the path of configurable-http-proxy."
+        )
     on_path = shutil.which("configurable-http-proxy")
     if on_path:
         return on_path
@@ -153,7 +155,10 @@ class HubProcess:
                 }
             ],
         }
-        lines = ["# Written by `python -m lab_helpers rehearse` for one rehearsal.", "c = get_config()  # noqa"]
+        lines = [
+            "# Written by `python -m lab_helpers rehearse` for one rehearsal.",
+            "c = get_config()  # noqa",
+        ]
         lines += [f"c.{name} = {value!r}" for name, value in settings.items()]
         # Each server's environment: the marker; one temporary folder for all learners, as /tmp is
         # on a real host, but inside the rehearsal's folder so that what the notebooks leave there
@@ -184,7 +189,9 @@ class HubProcess:
             # Kernels idle for an hour are shut down (never reached in a rehearsal; it frees a room's forgotten tabs).
             "MappingKernelManager": {"cull_idle_timeout": 3600, "cull_interval": 60},
         }
-        (folder / "jupyter_server_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        (folder / "jupyter_server_config.json").write_text(
+            json.dumps(settings, indent=2) + "\n", encoding="utf-8"
+        )
         return folder
 
     def start(self, timeout: float = 120.0) -> None:
@@ -207,7 +214,9 @@ class HubProcess:
             in_use = "address already in use" in self.log_tail(40).lower()
             self.stop(timeout=15)
             if not in_use or attempt == _PORT_TRIES:
-                raise RuntimeError(f"JupyterHub did not start within {timeout:.0f} s. Its log ends:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"JupyterHub did not start within {timeout:.0f} s. Its log ends:\n{self.log_tail()}"
+                )
 
     def _wait_until_answering(self, timeout: float) -> bool:
         import urllib.request
@@ -250,7 +259,9 @@ class HubProcess:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
-        found = [line.strip() for line in text.splitlines() if name in line and line.startswith(("[W", "[E", "[C"))]
+        found = [
+            line.strip() for line in text.splitlines() if name in line and line.startswith(("[W", "[E", "[C"))
+        ]
         return found[-lines:]
 
     def log_tail(self, lines: int = 15) -> str:
@@ -278,7 +289,9 @@ class HubAPI:
     def close(self) -> None:
         self._client.close()
 
-    async def call(self, method: str, path: str, body: Any = None, *, timeout: float = 60.0) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, body: Any = None, *, timeout: float = 60.0
+    ) -> tuple[int, Any]:
         """One request; returns the status and the decoded JSON body (None when empty)."""
         from tornado.httpclient import HTTPRequest
 

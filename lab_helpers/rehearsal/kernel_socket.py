@@ -25,8 +25,9 @@ import datetime
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
@@ -77,7 +78,7 @@ class KernelSocket:
         self._session_id = session_id
 
     @classmethod
-    async def open(cls, url: str, token: str, *, timeout: float) -> "KernelSocket":
+    async def open(cls, url: str, token: str, *, timeout: float) -> KernelSocket:
         """Connect to ``ws://.../api/kernels/ID/channels`` with the API token, asking for the v1 protocol."""
         session_id = uuid.uuid4().hex
         request = HTTPRequest(
@@ -134,7 +135,11 @@ class KernelSocket:
         request_id = await self._send("shell", "kernel_info_request", {})
         while True:
             channel, header, parent, _content = await self._receive(deadline)
-            if channel == "shell" and header["msg_type"] == "kernel_info_reply" and parent.get("msg_id") == request_id:
+            if (
+                channel == "shell"
+                and header["msg_type"] == "kernel_info_reply"
+                and parent.get("msg_id") == request_id
+            ):
                 return
 
     async def evaluate(self, expression: str, *, timeout: float) -> str:
@@ -143,11 +148,21 @@ class KernelSocket:
         request_id = await self._send(
             "shell",
             "execute_request",
-            {"code": "", "silent": True, "store_history": False, "user_expressions": {"value": expression}, "allow_stdin": False},
+            {
+                "code": "",
+                "silent": True,
+                "store_history": False,
+                "user_expressions": {"value": expression},
+                "allow_stdin": False,
+            },
         )
         while True:
             channel, header, parent, content = await self._receive(deadline)
-            if channel == "shell" and header["msg_type"] == "execute_reply" and parent.get("msg_id") == request_id:
+            if (
+                channel == "shell"
+                and header["msg_type"] == "execute_reply"
+                and parent.get("msg_id") == request_id
+            ):
                 value = content.get("user_expressions", {}).get("value", {})
                 if value.get("status") != "ok":
                     raise RuntimeError(f"{expression!r}: {value.get('ename')}: {value.get('evalue')}")
@@ -179,7 +194,9 @@ class KernelSocket:
                 return CellResult(False, "KernelDied", str(error))
             msg_type = header["msg_type"]
             if msg_type == "status" and content.get("execution_state") in _DEAD_STATES:
-                return CellResult(False, "KernelDied", f"the kernel's state became {content['execution_state']!r}")
+                return CellResult(
+                    False, "KernelDied", f"the kernel's state became {content['execution_state']!r}"
+                )
             if parent.get("msg_id") != request_id:
                 continue
             if channel == "shell" and msg_type == "execute_reply":

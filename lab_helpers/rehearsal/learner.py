@@ -37,7 +37,11 @@ class CellFailure:
 
     def __str__(self) -> str:
         value = self.error_value.strip().splitlines()[0][:200] if self.error_value.strip() else ""
-        where = f"cell {self.cell}" + (f" (id {self.cell_id})" if self.cell_id else "") if self.cell else "before the first cell"
+        where = (
+            f"cell {self.cell}" + (f" (id {self.cell_id})" if self.cell_id else "")
+            if self.cell
+            else "before the first cell"
+        )
         return f"{where}: {self.error_name}" + (f": {value}" if value else "")
 
 
@@ -108,12 +112,16 @@ async def run_learner(
             progress.notebooks_done += 1
             progress.failures += not notebook_run.completed
     finally:
-        for session_id in sessions:  # with keep_kernels, the kernels a learner left open, shut down at the end
+        for (
+            session_id
+        ) in sessions:  # with keep_kernels, the kernels a learner left open, shut down at the end
             await _close_session(api, name, session_id)
     return run
 
 
-async def _run_notebook(api: HubAPI, name: str, notebook: str, plan: RehearsalPlan, sessions: list[str]) -> NotebookRun:
+async def _run_notebook(
+    api: HubAPI, name: str, notebook: str, plan: RehearsalPlan, sessions: list[str]
+) -> NotebookRun:
     started = time.monotonic()
     path = PurePosixPath(notebook).as_posix()
     cells: list[dict[str, Any]] = []
@@ -128,12 +136,19 @@ async def _run_notebook(api: HubAPI, name: str, notebook: str, plan: RehearsalPl
         _, session = await api.call(
             "POST",
             f"/user/{name}/api/sessions",
-            {"path": path, "name": PurePosixPath(path).name, "type": "notebook", "kernel": {"name": "python3"}},
+            {
+                "path": path,
+                "name": PurePosixPath(path).name,
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            },
             timeout=plan.spawn_timeout,
         )
         session_id = session["id"]
         sessions.append(session_id)
-        kernel = await KernelSocket.open(api.kernel_socket_url(name, session["kernel"]["id"]), api.token, timeout=plan.spawn_timeout)
+        kernel = await KernelSocket.open(
+            api.kernel_socket_url(name, session["kernel"]["id"]), api.token, timeout=plan.spawn_timeout
+        )
         await kernel.wait_ready(plan.spawn_timeout)
         transport = (await kernel.evaluate(_TRANSPORT, timeout=plan.spawn_timeout)).strip("'\"")
         for position, cell in enumerate(cells, start=1):
@@ -144,14 +159,18 @@ async def _run_notebook(api: HubAPI, name: str, notebook: str, plan: RehearsalPl
             cells_run += 1
             if not result.ok:
                 first_line = next((line for line in source.splitlines() if line.strip()), "")
-                failure = CellFailure(position, cell.get("id", ""), result.error_name, result.error_value, first_line)
+                failure = CellFailure(
+                    position, cell.get("id", ""), result.error_name, result.error_value, first_line
+                )
                 break
     except Exception as error:  # the notebook could not be opened or its kernel not reached
         failure = CellFailure(0, "", type(error).__name__, str(error) or repr(error), "")
     finally:
         if kernel is not None:
             kernel.close()
-    elapsed = time.monotonic() - started  # what the learner waits for; shutting the kernel down is not part of it
+    elapsed = (
+        time.monotonic() - started
+    )  # what the learner waits for; shutting the kernel down is not part of it
     if session_id is not None and not plan.keep_kernels:
         sessions.remove(session_id)
         await _close_session(api, name, session_id)

@@ -28,16 +28,19 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import psutil
 
 __all__ = ["Leftovers", "Monitor", "ProcessRecord", "find_leftovers", "kill_processes", "temporary_leftovers"]
 
 MARKER_VARIABLE = "MTLS_REHEARSAL"
-_PORT_SAMPLE_EVERY = 4  # listening ports are read on every 4th sample: reading every socket on the host is not free
+_PORT_SAMPLE_EVERY = (
+    4  # listening ports are read on every 4th sample: reading every socket on the host is not free
+)
 
 
 @dataclass
@@ -91,7 +94,7 @@ class Monitor:
         self._lock = threading.Lock()
         self.latest_total_pss = 0
 
-    def start(self) -> "Monitor":
+    def start(self) -> Monitor:
         self.memory.available_at_start = self.memory.available_lowest = psutil.virtual_memory().available
         self._thread.start()
         return self
@@ -130,7 +133,9 @@ class Monitor:
                     role = "kernel"
                 else:
                     role = "command"
-                record = ProcessRecord(process.pid, key[1], role, user, " ".join(process.cmdline()) or process.name())
+                record = ProcessRecord(
+                    process.pid, key[1], role, user, " ".join(process.cmdline()) or process.name()
+                )
                 with self._lock:  # cpu_seconds() may be reading from the main thread
                     self.processes[key] = record
             roles[process.pid] = record.role
@@ -158,7 +163,9 @@ class Monitor:
                 continue
             rss, pss = memory
             own = times.user + times.system
-            record.cpu_seconds = own + (times.children_user + times.children_system if record.role == "kernel" else 0.0)
+            record.cpu_seconds = own + (
+                times.children_user + times.children_system if record.role == "kernel" else 0.0
+            )
             record.peak_rss = max(record.peak_rss, rss)
             alive[process.pid] = record
             total_rss += rss
@@ -264,7 +271,9 @@ def find_leftovers(marker: str, monitor: Monitor | None, threads_before: set[int
     seen: dict[int, ProcessRecord] = {}
     for process in marked_processes(marker):
         try:
-            record = ProcessRecord(process.pid, process.create_time(), "process", "", " ".join(process.cmdline()))
+            record = ProcessRecord(
+                process.pid, process.create_time(), "process", "", " ".join(process.cmdline())
+            )
         except psutil.Error:
             continue
         if monitor is not None:  # the role and owner recorded during the run, when it was seen then
@@ -278,7 +287,9 @@ def find_leftovers(marker: str, monitor: Monitor | None, threads_before: set[int
         for port, pid in _listening_ports(seen):
             leftovers.ports.append((port, seen[pid]))
     leftovers.threads = sorted(
-        thread.name for thread in threading.enumerate() if thread.ident not in threads_before and thread.is_alive()
+        thread.name
+        for thread in threading.enumerate()
+        if thread.ident not in threads_before and thread.is_alive()
     )
     return leftovers
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import LabError
 
@@ -21,7 +21,9 @@ def find_course_root(explicit: str | Path | None = None) -> Path:
         if (candidate / "notebooks").is_dir():
             return candidate.resolve()
     where = explicit or "this checkout or the current folder"
-    raise LabError(f"No notebooks/ folder in {where}. Run the rehearsal from a clone of the course, or pass --course DIR.")
+    raise LabError(
+        f"No notebooks/ folder in {where}. Run the rehearsal from a clone of the course, or pass --course DIR."
+    )
 
 
 def select_notebooks(course_root: Path, spec: str, *, solutions: bool = False) -> tuple[str, ...]:
@@ -43,11 +45,15 @@ def select_notebooks(course_root: Path, spec: str, *, solutions: bool = False) -
             raise LabError(f"--notebooks {spec!r}: write numbers like 00-06, 00,03,05 or all.")
         low, high = int(first), int(last or first)
         if low > high:
-            raise LabError(f"--notebooks {spec!r}: a range goes from the lower number to the higher, as in 00-06.")
+            raise LabError(
+                f"--notebooks {spec!r}: a range goes from the lower number to the higher, as in 00-06."
+            )
         for number in range(low, high + 1):
             key = f"{number:02d}"
             if key not in available:
-                raise LabError(f"--notebooks {spec!r}: there is no notebook {key} in {folder} (there are {min(available)}-{max(available)}).")
+                raise LabError(
+                    f"--notebooks {spec!r}: there is no notebook {key} in {folder} (there are {min(available)}-{max(available)})."
+                )
             if key not in wanted:
                 wanted.append(key)
     return tuple(str(available[key].relative_to(course_root)) for key in wanted)
@@ -60,7 +66,9 @@ def parse_learner_counts(text: str) -> tuple[int, ...]:
     except ValueError:
         counts = []
     if not counts or counts[0] < 1:
-        raise LabError(f"--learners {text!r}: give a number of learners (1 or more), or a list such as 1,4,8.")
+        raise LabError(
+            f"--learners {text!r}: give a number of learners (1 or more), or a list such as 1,4,8."
+        )
     return tuple(counts)
 
 
@@ -97,7 +105,9 @@ class RehearsalPlan:
         if not self.notebooks:
             raise LabError("A rehearsal needs at least one notebook.")
         if self.stagger < 0:
-            raise LabError(f"--stagger {self.stagger}: give the seconds between two learners' starts, 0 or more.")
+            raise LabError(
+                f"--stagger {self.stagger}: give the seconds between two learners' starts, 0 or more."
+            )
         if self.kernel_transport not in ("ipc", "tcp"):
             raise LabError(f"--kernel-transport {self.kernel_transport!r}: choose ipc or tcp.")
         if self.cell_timeout <= 0 or self.spawn_timeout <= 0:

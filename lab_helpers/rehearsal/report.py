@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 from .learner import LearnerRun
 from .monitor import Leftovers, MemoryFigures
@@ -74,7 +75,9 @@ class RehearsalResult:
         return [run.seconds for learner in self.runs for run in learner.notebooks if run.notebook == notebook]
 
     def notebook_completed(self, notebook: str) -> int:
-        return sum(run.completed for learner in self.runs for run in learner.notebooks if run.notebook == notebook)
+        return sum(
+            run.completed for learner in self.runs for run in learner.notebooks if run.notebook == notebook
+        )
 
     def learner_totals(self) -> list[float]:
         return [sum(run.seconds for run in learner.notebooks) for learner in self.runs if learner.notebooks]
@@ -94,7 +97,9 @@ class RehearsalResult:
         return dict(sorted(self.memory.per_user_peak_rss.items()))
 
     def learner_cpu(self) -> dict[str, float]:
-        return {name: seconds for name, seconds in sorted(self.cpu_seconds.items()) if name != "hub and proxy"}
+        return {
+            name: seconds for name, seconds in sorted(self.cpu_seconds.items()) if name != "hub and proxy"
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The figures as plain data (``--json``): every time, every peak, every failure and leftover."""
@@ -124,7 +129,9 @@ class RehearsalResult:
             "per_notebook": per_notebook,
             "per_learner_total": _summary(self.learner_totals()),
             "failures": self.failures(),
-            "kernel_transports": sorted({run.transport for learner in self.runs for run in learner.notebooks}),
+            "kernel_transports": sorted(
+                {run.transport for learner in self.runs for run in learner.notebooks}
+            ),
             "memory_bytes": {
                 "host_peak_pss": memory.host_peak_pss,
                 "host_peak_rss": memory.host_peak_rss,
@@ -192,7 +199,11 @@ def format_report(result: RehearsalResult) -> str:
         lines += [
             "",
             f"Hub ready in {result.hub_start_seconds:.1f} s. Servers started: {len(spawns)} of {result.learners}"
-            + (f", in median {_seconds(spawn['median'])}, p95 {_seconds(spawn['p95'])}, max {_seconds(spawn['max'])}" if spawns else ""),
+            + (
+                f", in median {_seconds(spawn['median'])}, p95 {_seconds(spawn['p95'])}, max {_seconds(spawn['max'])}"
+                if spawns
+                else ""
+            ),
             "",
             f"{'notebook':<40} {'completed':>9} {'median':>8} {'p95':>8} {'max':>8}",
         ]
@@ -232,7 +243,9 @@ def format_report(result: RehearsalResult) -> str:
                 f"max {_megabytes(max(per_learner))}"
             )
         used = memory.available_at_start - memory.available_lowest
-        lines.append(f"  the whole host's available memory fell by at most {_megabytes(max(used, 0))} (other programs count too)")
+        lines.append(
+            f"  the whole host's available memory fell by at most {_megabytes(max(used, 0))} (other programs count too)"
+        )
     if result.cpu_seconds:
         learner_cpu = list(result.learner_cpu().values())
         lines.append(
@@ -243,7 +256,9 @@ def format_report(result: RehearsalResult) -> str:
         )
     lines.append("")
     if result.leftovers.nothing:
-        lines.append("Left behind after every server and the hub stopped: nothing (no process, no listening port, no thread).")
+        lines.append(
+            "Left behind after every server and the hub stopped: nothing (no process, no listening port, no thread)."
+        )
     else:
         lines.append("Left behind after every server and the hub stopped (now killed):")
         lines += [f"  {line}" for line in result.leftovers.lines()]

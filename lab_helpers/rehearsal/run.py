@@ -44,7 +44,9 @@ def _environment() -> dict[str, Any]:
         "jupyterhub": jupyterhub_version(),
         "cpus": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        "load_average_at_start": [round(value, 2) for value in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": [round(value, 2) for value in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
         "platform": platform.platform(),
     }
 
@@ -67,10 +69,17 @@ class _Interrupted(Exception):
     """SIGTERM, turned into an exception so that the same stop runs as for Ctrl-C."""
 
 
-def run_rehearsal(plan: RehearsalPlan, *, progress_to: TextIO | None = sys.stderr, keep_folder: bool = False) -> RehearsalResult:
+def run_rehearsal(
+    plan: RehearsalPlan, *, progress_to: TextIO | None = sys.stderr, keep_folder: bool = False
+) -> RehearsalResult:
     """Run ``plan`` on a new JupyterHub and return what it measured; nothing it started is left running."""
     result = RehearsalResult(
-        plan.learners, plan.notebooks, plan.stagger, plan.keep_kernels, plan.kernel_transport, environment=_environment()
+        plan.learners,
+        plan.notebooks,
+        plan.stagger,
+        plan.keep_kernels,
+        plan.kernel_transport,
+        environment=_environment(),
     )
     started = time.monotonic()
     cpu_at_start = _command_cpu_seconds()
@@ -130,7 +139,13 @@ def run_rehearsal(plan: RehearsalPlan, *, progress_to: TextIO | None = sys.stder
     return result
 
 
-async def _drive(plan: RehearsalPlan, hub: HubProcess, monitor: Monitor, result: RehearsalResult, progress_to: TextIO | None) -> None:
+async def _drive(
+    plan: RehearsalPlan,
+    hub: HubProcess,
+    monitor: Monitor,
+    result: RehearsalResult,
+    progress_to: TextIO | None,
+) -> None:
     """All learners at once (staggered), then their servers stopped through the hub, as an admin would."""
     api = HubAPI(hub.url, hub.token, max_clients=max(10, 4 * plan.learners))
     progress = Progress(plan.learners, len(plan.notebooks))
@@ -146,7 +161,9 @@ async def _drive(plan: RehearsalPlan, hub: HubProcess, monitor: Monitor, result:
         for run in result.runs:
             if run.error:  # say why, from the hub's own words
                 run.error = " | ".join([run.error, *hub.log_about(run.name)])
-        result.cpu_seconds = monitor.cpu_seconds()  # before the stop: the servers' own shutdown is not the course's cost
+        result.cpu_seconds = (
+            monitor.cpu_seconds()
+        )  # before the stop: the servers' own shutdown is not the course's cost
         stops = [api.stop_server(name, timeout=_SERVER_STOP_TIMEOUT) for name in plan.learner_names]
         for name, outcome in zip(plan.learner_names, await asyncio.gather(*stops, return_exceptions=True)):
             if isinstance(outcome, BaseException) and progress_to is not None:
@@ -182,11 +199,17 @@ async def _report_progress(progress: Progress, monitor: Monitor, stream: TextIO 
 
 
 def _stop_everything(
-    hub: HubProcess, monitor: Monitor | None, marker: str, threads_before: set[int | None], result: RehearsalResult
+    hub: HubProcess,
+    monitor: Monitor | None,
+    marker: str,
+    threads_before: set[int | None],
+    result: RehearsalResult,
 ) -> None:
     try:
         hub.stop(timeout=_HUB_STOP_TIMEOUT)
-    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting, but the leftovers are still found and killed
+    except (
+        KeyboardInterrupt
+    ):  # a second Ctrl-C: no more waiting, but the leftovers are still found and killed
         result.interrupted = True
     if monitor is not None:
         monitor.stop()
@@ -195,7 +218,9 @@ def _stop_everything(
             result.cpu_seconds = monitor.cpu_seconds()
     result.leftovers = find_leftovers(marker, monitor, threads_before)
     kill_processes(result.leftovers.processes)
-    if hub.process is not None and hub.process.poll() is None:  # only after a second Ctrl-C cut the wait short
+    if (
+        hub.process is not None and hub.process.poll() is None
+    ):  # only after a second Ctrl-C cut the wait short
         try:
             os.killpg(hub.process.pid, signal.SIGKILL)
         except ProcessLookupError:
