@@ -205,6 +205,7 @@ def test_a_process_carrying_the_marker_is_found_and_killed(tmp_path: Path) -> No
         assert [record.pid for record in find_leftovers(uuid.uuid4().hex, None, threads).processes] == []
         leftovers = find_leftovers(marker, None, threads)
         assert [record.pid for record in leftovers.processes] == [straggler.pid]
+        assert leftovers.ports == []  # it listens on nothing
         kill_processes(leftovers.processes)  # it also reaps it: Popen.wait below only confirms it is gone
         straggler.wait(10)
         assert find_leftovers(marker, None, threads).nothing
@@ -212,6 +213,32 @@ def test_a_process_carrying_the_marker_is_found_and_killed(tmp_path: Path) -> No
         if straggler.poll() is None:
             straggler.kill()
             straggler.wait()
+
+
+LISTENER = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"
+
+
+def test_a_port_still_listening_in_a_leftover_process_is_reported() -> None:
+    marker = uuid.uuid4().hex
+    listener = subprocess.Popen(
+        [sys.executable, "-c", LISTENER],
+        env={**os.environ, MARKER_VARIABLE: marker},
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        port = int(listener.stdout.readline())  # type: ignore[union-attr]
+        leftovers = find_leftovers(marker, None, {thread.ident for thread in threading.enumerate()})
+        assert [(found, record.pid) for found, record in leftovers.ports] == [(port, listener.pid)]
+        assert f"port {port} still listening" in "\n".join(leftovers.lines())
+        kill_processes(leftovers.processes)
+        listener.wait(10)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+        listener.stdout.close()  # type: ignore[union-attr]
 
 
 def test_a_thread_started_during_the_rehearsal_is_reported() -> None:

@@ -283,9 +283,10 @@ def find_leftovers(marker: str, monitor: Monitor | None, threads_before: set[int
         if record.pid not in seen and record.still_running():
             seen[record.pid] = record
     leftovers.processes = sorted(seen.values(), key=lambda record: record.pid)
-    if monitor is not None and monitor.listening:
-        for port, pid in _listening_ports(seen):
-            leftovers.ports.append((port, seen[pid]))
+    # A port outlives its process only if another process holds the socket: so the ports to
+    # report are those still listening in a process the rehearsal started.
+    for port, pid in _listening_ports(seen):
+        leftovers.ports.append((port, seen[pid]))
     leftovers.threads = sorted(
         thread.name
         for thread in threading.enumerate()

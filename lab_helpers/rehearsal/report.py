@@ -57,6 +57,9 @@ class RehearsalResult:
     error: str | None = None  # the hub itself failed: nothing else ran
     hub_log_tail: str = ""
     folder: str = ""  # the temporary folder (homes, hub), removed at the end unless kept
+    listening_ports_seen: int = (
+        0  # ports the hub's processes listened on during the run (checked again after the stop)
+    )
 
     @property
     def completed(self) -> bool:
@@ -145,6 +148,7 @@ class RehearsalResult:
             "cpu_seconds": {name: round(value, 3) for name, value in sorted(self.cpu_seconds.items())},
             "command_cpu_seconds": round(self.command_cpu_seconds, 3),
             "left_behind": self.leftovers.lines(),
+            "listening_ports_seen": self.listening_ports_seen,
             "temporary_leftovers": self.temporary_leftovers,
             "lab_ca_fingerprints": self.lab_ca_fingerprints,
             "home_entries": self.home_entries,
@@ -262,6 +266,11 @@ def format_report(result: RehearsalResult) -> str:
     else:
         lines.append("Left behind after every server and the hub stopped (now killed):")
         lines += [f"  {line}" for line in result.leftovers.lines()]
+    if result.listening_ports_seen:
+        lines.append(
+            f"Ports the rehearsal's processes listened on during the run: {result.listening_ports_seen} "
+            "(hub, proxy, servers, lab servers), each checked again after the stop."
+        )
     transports = [run.transport for learner in result.runs for run in learner.notebooks if run.transport]
     if transports:
         counted = ", ".join(f"{name} {transports.count(name)}" for name in sorted(set(transports)))

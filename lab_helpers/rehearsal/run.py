@@ -214,6 +214,7 @@ def _stop_everything(
     if monitor is not None:
         monitor.stop()
         result.memory = monitor.memory
+        result.listening_ports_seen = len(monitor.listening)
         if not result.cpu_seconds:
             result.cpu_seconds = monitor.cpu_seconds()
     result.leftovers = find_leftovers(marker, monitor, threads_before)
