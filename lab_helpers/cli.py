@@ -1,4 +1,4 @@
-"""The command line: ``python -m lab_helpers pki|serve|revoke|demo|doctor|bench``.
+"""The command line: ``python -m lab_helpers pki|serve|revoke|demo|doctor|bench|rehearse``.
 
 ``pki`` and ``serve`` are the article's ``openssl`` commands and
 ``node index.js`` in Python; ``demo`` runs the article's three ``curl`` requests
@@ -190,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     exercises.add_argument("--check", action="store_true", help="only compare; exit 1 if a notebook is out of date")
     exercises.add_argument("--only", default=None, metavar="NN", help="only the notebooks whose names start with NN")
     exercises.set_defaults(run=_command_exercises)
+
+    from .rehearsal.command import register as register_rehearse  # light: the rehearsal loads only when it runs
+
+    register_rehearse(commands)
     return parser
 
 
