@@ -29,8 +29,9 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -63,10 +64,15 @@ _set_lab_dir()
 
 
 def ipc_available() -> bool:
-    """Whether ZeroMQ here has the IPC transport (Linux and macOS do; Windows builds of pyzmq may not)."""
+    """Whether kernels can use ZeroMQ's IPC transport here: on Linux and macOS, where ZeroMQ has it.
+
+    On Windows, pyzmq's wheels have had IPC (over AF_UNIX) only in some
+    releases (https://github.com/zeromq/pyzmq/pull/1758), and Jupyter's
+    kernels are run and tested over TCP there: TCP, with a retry, it is.
+    """
     import zmq
 
-    return bool(zmq.has("ipc"))
+    return os.name == "posix" and bool(zmq.has("ipc"))
 
 
 _ipc_folder: str | None = None

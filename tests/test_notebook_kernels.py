@@ -10,8 +10,9 @@ elsewhere a kernel that dies that way is started again.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,10 @@ nbval_kernel = pytest.importorskip("nbval.kernel")
 KERNEL_DIED = "Kernel died before replying to kernel_info"
 
 
-@pytest.mark.skipif(not zmq.has("ipc"), reason="ZeroMQ here has no IPC transport: kernels use TCP, with a retry")
+IPC = os.name == "posix" and zmq.has("ipc")
+
+
+@pytest.mark.skipif(not IPC, reason="no IPC transport for kernels here (Windows): they use TCP, with a retry")
 def test_nbval_kernels_use_ipc_in_a_private_folder_from_any_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -36,7 +40,9 @@ def test_nbval_kernels_use_ipc_in_a_private_folder_from_any_working_folder(
         info = kernel.km.get_connection_info()
         assert info["transport"] == "ipc"
         assert os.path.isabs(info["ip"]) and not info["ip"].startswith(str(tmp_path)), info["ip"]
-        assert len(f"{info['ip']}-{info['hb_port']}".encode()) < 104, "a Unix socket path must stay short (macOS)"
+        assert len(f"{info['ip']}-{info['hb_port']}".encode()) < 104, (
+            "a Unix socket path must stay short (macOS)"
+        )
         reply = kernel.kc.execute_interactive(
             f"import os; assert os.path.samefile(os.getcwd(), {str(kernel_folder)!r})", timeout=60
         )
@@ -48,14 +54,16 @@ def test_nbval_kernels_use_ipc_in_a_private_folder_from_any_working_folder(
 
 def test_kernel_options_differ_for_every_kernel(kernel_options: Callable[[], dict[str, str]]) -> None:
     first, second = kernel_options(), kernel_options()
-    if zmq.has("ipc"):
+    if IPC:
         assert first["transport"] == second["transport"] == "ipc"
         assert first["ip"] != second["ip"], "two kernels must never share socket names"
     else:
         assert first == second == {}, "without IPC, jupyter_client's TCP defaults"
 
 
-def test_a_kernel_that_dies_before_it_starts_is_started_again(kernel_start_with_retry: Callable[..., Any]) -> None:
+def test_a_kernel_that_dies_before_it_starts_is_started_again(
+    kernel_start_with_retry: Callable[..., Any],
+) -> None:
     attempts: list[int] = []
 
     def start() -> str:
@@ -80,7 +88,9 @@ def test_other_kernel_errors_are_not_retried(kernel_start_with_retry: Callable[.
     assert len(attempts) == 1
 
 
-def test_a_kernel_that_always_dies_fails_after_three_attempts(kernel_start_with_retry: Callable[..., Any]) -> None:
+def test_a_kernel_that_always_dies_fails_after_three_attempts(
+    kernel_start_with_retry: Callable[..., Any],
+) -> None:
     attempts: list[int] = []
 
     def start() -> None:
