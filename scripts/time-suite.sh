@@ -19,10 +19,11 @@ for run in $(seq 1 "$runs"); do
   .venv/bin/python -m pytest -q --durations=10 >"run$run.log" 2>&1 || status=$?
   end=$(date +%s.%N)
   sed -n '/slowest 10 durations/,$p' "run$run.log"
-  echo "run $run: exit $status, $(echo "$end - $start" | bc) s wall"
+  echo "run $run: exit $status, $(python3 -c "print(round($end - $start, 1))") s wall"
 done
 echo "== fast loop, load: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)"
 start=$(date +%s.%N)
 .venv/bin/python -m pytest -q -m "not notebook" | tail -n 1
-echo "fast loop: $(echo "$(date +%s.%N) - $start" | bc) s wall"
+end=$(date +%s.%N)
+echo "fast loop: $(python3 -c "print(round($end - $start, 1))") s wall"
 echo "(clone and logs kept in $clone)"

@@ -8,8 +8,9 @@ notebook is a test of its own, so workers run them side by side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
 import pytest
@@ -36,7 +37,9 @@ def test_notebook_runs_standalone_and_again_in_the_same_kernel(
 
     def run_twice() -> None:
         client = NotebookClient(
-            notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+            notebook,
+            timeout=CELL_TIMEOUT,
+            kernel_name="python3",
             resources={"metadata": {"path": str(notebook_path.parent)}},
             config=Config({"KernelManager": kernel_options()}),
         )
