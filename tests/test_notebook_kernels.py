@@ -10,6 +10,7 @@ elsewhere a kernel that dies that way is started again.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,31 @@ def test_nbval_kernels_use_ipc_in_a_private_folder_from_any_working_folder(
     finally:
         kernel.stop()
     assert not any(Path(info["ip"]).parent.glob(Path(info["ip"]).name + "-*")), "the socket files are removed"
+
+
+def test_a_tcp_kernel_whose_port_was_taken_in_between_dies_before_it_starts(tmp_path: Path) -> None:
+    """The failure IPC avoids, made to happen: a port picked for the kernel is bound by someone else first."""
+    from jupyter_client.manager import KernelManager
+
+    # cache_ports=False: jupyter_client's port cache would pick the ports again at start (it keeps
+    # one process from reusing its own; other processes can still take them, as here).
+    manager = KernelManager(
+        kernel_name="python3",
+        transport="tcp",
+        connection_file=str(tmp_path / "kernel.json"),
+        cache_ports=False,
+    )
+    manager.write_connection_file()  # picks five free ports by binding port 0, and releases them
+    with socket.create_server((manager.ip, manager.shell_port)):  # another process binds one a moment later
+        manager.start_kernel(stderr=open(os.devnull, "w"))  # noqa: SIM115 (the kernel process owns it)
+        client = manager.client()
+        client.start_channels()
+        try:
+            with pytest.raises(RuntimeError, match=KERNEL_DIED):
+                client.wait_for_ready(timeout=60)
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
 
 
 def test_kernel_options_differ_for_every_kernel(kernel_options: Callable[[], dict[str, str]]) -> None:
