@@ -7,18 +7,18 @@ subprocess has a timeout.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from lab_checks import environment_without
+from platforms import CURL_MISSING, OPENSSL_MISSING, curl_tool, openssl_tool
 
 from lab_helpers import LabPaths, MTLSServer
 
-CURL = shutil.which("curl")
-OPENSSL = shutil.which("openssl")
-needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
+CURL = curl_tool()
+OPENSSL = openssl_tool()
+needs_curl = pytest.mark.skipif(CURL is None, reason=CURL_MISSING)
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason=OPENSSL_MISSING)
 
 HTTP_GET = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 

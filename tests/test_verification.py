@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from platforms import OPENSSL_MISSING, openssl_tool
 from lab_checks import (
     UTC,
     build_certificate,
@@ -217,8 +217,8 @@ def test_a_lax_chain_fails_under_the_strict_flag(
 
 # -- openssl verify ---------------------------------------------------------------------------
 
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
+OPENSSL = openssl_tool()
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason=OPENSSL_MISSING)
 
 
 def _openssl_verify(paths: LabPaths, purpose: str, certificate: Path) -> subprocess.CompletedProcess[str]:
