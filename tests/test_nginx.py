@@ -244,3 +244,20 @@ def test_when_every_attempt_meets_a_busy_port_the_error_says_so(lab_folder: Path
             Nginx(http=HELLO, values={"word": "never"}, name="race-lost", attempts=1).start()
     finally:
         busy.close()
+
+
+def test_doctor_reports_nginx_and_its_stream_module_or_how_to_install_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab_helpers.doctor import _report_nginx
+
+    lines: list[tuple[str, str, str]] = []
+    monkeypatch.setenv("MTLS_NGINX", "off")
+    _report_nginx(lambda status, what, detail="": lines.append((status, what, detail)))
+    assert lines == [("warn", "nginx", lines[0][2])] and "apt-get install nginx libnginx-mod-stream" in lines[0][2]
+    if nginx_available():
+        monkeypatch.delenv("MTLS_NGINX")
+        nginx_module._info_for.cache_clear()
+        lines.clear()
+        _report_nginx(lambda status, what, detail="": lines.append((status, what, detail)))
+        assert lines[0][:2] == ("ok", "nginx") and str(nginx_info().binary) in lines[0][2]
+        expected = "ok" if nginx_available(passthrough=True) else "warn"
+        assert lines[1][0] == expected and "stream module" in lines[1][1]
