@@ -112,7 +112,9 @@ class _BackendHandler(BaseHTTPRequestHandler):
             status, body = backend.app(request)
         except ClientCertHeaderError as error:  # a malformed certificate header: the client's fault
             status, body = error.status, f"Bad request: {error}\n"
-        except Exception as error:  # a bug in the notebook's app: answer 500 and keep it where the notebook looks
+        except (
+            Exception
+        ) as error:  # a bug in the notebook's app: answer 500 and keep it where the notebook looks
             backend.errors.append(error)
             status, body = 500, f"Internal error: {type(error).__name__}: {error}\n"
         backend.seen.append(Seen(request, status, body))
@@ -120,7 +122,9 @@ class _BackendHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")  # the answer depends on who asked (RFC 9440, section 2.4)
+        self.send_header(
+            "Cache-Control", "no-store"
+        )  # the answer depends on who asked (RFC 9440, section 2.4)
         self.end_headers()
         self.wfile.write(data)
 
@@ -190,8 +194,9 @@ class Backend:
             if previous is not None:
                 previous.stop()
         if self.context is not None:
-            self._tls = MTLSServer(self.context, host=self.host, port=self.requested_port, name=None,
-                                   handler=self._handler).start()
+            self._tls = MTLSServer(
+                self.context, host=self.host, port=self.requested_port, name=None, handler=self._handler
+            ).start()
         else:
             try:
                 self._plain = _PlainServer((self.host, self.requested_port), self._handler)
@@ -199,8 +204,12 @@ class Backend:
                 raise LabError(
                     f"Cannot listen on {self.host}:{self.requested_port} ({error.strerror}): use port=0."
                 ) from error
-            self._thread = threading.Thread(target=self._plain.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"lab-backend-{self.port}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._plain.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"lab-backend-{self.port}",
+                daemon=True,
+            )
             self._thread.start()
         if self.name is not None:
             with self._registry_lock:
@@ -251,7 +260,9 @@ class Backend:
     @property
     def url(self) -> str:
         scheme = "https" if self.context is not None else "http"
-        host = "localhost" if self.context is not None else self.host  # the server certificate names localhost
+        host = (
+            "localhost" if self.context is not None else self.host
+        )  # the server certificate names localhost
         return f"{scheme}://{host}:{self.port}/"
 
     @property

@@ -52,7 +52,9 @@ __all__ = [
 MAX_CLIENT_CERT_HEADER = 16 * 1024
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
+)
 
 
 class ClientCertHeaderError(LabError, ValueError):
@@ -92,7 +94,9 @@ def parse_client_cert_header(value: str | Iterable[str] | None) -> x509.Certific
             f"Client-Cert is {len(text)} characters, over the limit of {MAX_CLIENT_CERT_HEADER}: refused unread."
         )
     if not text:
-        raise ClientCertHeaderError("Client-Cert is empty: it must be ':' + base64 of the DER certificate + ':'.")
+        raise ClientCertHeaderError(
+            "Client-Cert is empty: it must be ':' + base64 of the DER certificate + ':'."
+        )
     if len(text) < 2 or text[0] != ":" or text[-1] != ":" or ":" in text[1:-1]:
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise ClientCertHeaderError(
@@ -102,7 +106,9 @@ def parse_client_cert_header(value: str | Iterable[str] | None) -> x509.Certific
     if not _BASE64.fullmatch(body):
         bad = [ch for ch in body if not (ch.isascii() and (ch.isalnum() or ch in "+/="))]
         if bad:
-            raise ClientCertHeaderError(f"Client-Cert holds {bad[0]!r}, which is not base64 (A-Z a-z 0-9 + / =).")
+            raise ClientCertHeaderError(
+                f"Client-Cert holds {bad[0]!r}, which is not base64 (A-Z a-z 0-9 + / =)."
+            )
         raise ClientCertHeaderError("Client-Cert has '=' padding before its end: it is not one base64 value.")
     try:
         # RFC 8941 asks parsers to accept a missing '=' padding: add it back.

@@ -73,10 +73,19 @@ INSTALL_NGINX = (
 
 # Debian and Ubuntu install nginx in /usr/sbin, which is not on an ordinary
 # user's PATH there; Homebrew uses /opt/homebrew/bin or /usr/local/bin.
-_USUAL_PLACES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/bin/nginx", "/opt/homebrew/bin/nginx",
-                 "/usr/local/nginx/sbin/nginx")
-_MODULE_DIRECTORIES = ("/usr/lib/nginx/modules", "/usr/lib64/nginx/modules", "/usr/local/lib/nginx/modules",
-                       "/usr/share/nginx/modules")
+_USUAL_PLACES = (
+    "/usr/sbin/nginx",
+    "/usr/local/sbin/nginx",
+    "/usr/local/bin/nginx",
+    "/opt/homebrew/bin/nginx",
+    "/usr/local/nginx/sbin/nginx",
+)
+_MODULE_DIRECTORIES = (
+    "/usr/lib/nginx/modules",
+    "/usr/lib64/nginx/modules",
+    "/usr/local/lib/nginx/modules",
+    "/usr/share/nginx/modules",
+)
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -145,7 +154,9 @@ def _info_for(binary: Path) -> NginxInfo:
     if match is None:
         raise NginxUnavailable(f"{binary} did not say which nginx it is: {text.strip()[:200]!r}.")
     arguments = next((line for line in text.splitlines() if line.startswith("configure arguments:")), "")
-    openssl = next((line.strip() for line in text.splitlines() if "OpenSSL" in line or "LibreSSL" in line), "")
+    openssl = next(
+        (line.strip() for line in text.splitlines() if "OpenSSL" in line or "LibreSSL" in line), ""
+    )
     stream: str | None = None
     module: Path | None = None
     if re.search(r"--with-stream(\s|$)", arguments):
@@ -170,7 +181,9 @@ def _stream_module(arguments: str) -> Path | None:
     for option in ("--modules-path", "--prefix"):
         found = re.search(rf"{option}=(\S+)", arguments)
         if found:
-            places.append(Path(found.group(1)) if option == "--modules-path" else Path(found.group(1)) / "modules")
+            places.append(
+                Path(found.group(1)) if option == "--modules-path" else Path(found.group(1)) / "modules"
+            )
     places += [Path(directory) for directory in _MODULE_DIRECTORIES]
     for directory in places:
         candidate = directory / "ngx_stream_module.so"
@@ -226,8 +239,9 @@ def _command_line(pid: int) -> str:
     try:
         if proc.exists():
             return proc.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        return subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True,
-                              timeout=5).stdout
+        return subprocess.run(
+            ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, timeout=5
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
@@ -310,7 +324,9 @@ class Nginx:
             return ""
         return "\n".join(lines[-last:])
 
-    def log_lines(self, filename: str = "access.log", *, at_least: int = 1, timeout: float = 3.0) -> list[str]:
+    def log_lines(
+        self, filename: str = "access.log", *, at_least: int = 1, timeout: float = 3.0
+    ) -> list[str]:
         """The lines of a log in the instance's folder, waiting up to ``timeout`` s until there are ``at_least``.
 
         nginx writes a stream (TCP) log line when the connection ends, a moment
@@ -343,8 +359,10 @@ class Nginx:
 
     def _full_config(self) -> str:
         d = self.directory
-        lines = [f"# nginx configuration for the lab instance {self.name!r}, written by lab_helpers.",
-                 "# Everything nginx writes stays in this folder; it runs in the foreground as the notebook's child."]
+        lines = [
+            f"# nginx configuration for the lab instance {self.name!r}, written by lab_helpers.",
+            "# Everything nginx writes stays in this folder; it runs in the foreground as the notebook's child.",
+        ]
         if self.stream and self.info.stream == "module":
             lines.append(f'load_module "{self.info.stream_module}";')
         if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -363,8 +381,15 @@ class Nginx:
         ]
         if self.http:
             temp = "\n".join(f'    {kind}_temp_path "{d / "temp" / kind}";' for kind in _TEMP_PATHS)
-            lines += ["", "http {", f'    access_log "{d / "access.log"}";', temp, "",
-                      _indent(self._render(self.http)), "}"]
+            lines += [
+                "",
+                "http {",
+                f'    access_log "{d / "access.log"}";',
+                temp,
+                "",
+                _indent(self._render(self.http)),
+                "}",
+            ]
         if self.stream:
             lines += ["", "stream {", _indent(self._render(self.stream)), "}"]
         return "\n".join(lines) + "\n"
@@ -427,7 +452,11 @@ class Nginx:
         stderr = open(self.directory / "stderr.log", "wb")  # noqa: SIM115 (nginx keeps writing to it)
         try:
             self._process = subprocess.Popen(
-                self._command(), stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,
             )
         finally:
             stderr.close()
@@ -441,7 +470,9 @@ class Nginx:
                 return None
             time.sleep(0.02)
         self.stop()
-        raise NginxError(f"nginx did not accept connections within {self.start_timeout} s: {self.error_log(5)}")
+        raise NginxError(
+            f"nginx did not accept connections within {self.start_timeout} s: {self.error_log(5)}"
+        )
 
     def _pid_file_is_ours(self) -> bool:
         """nginx writes its pid file after binding every port: a file with our child's pid means it bound them."""
@@ -461,8 +492,13 @@ class Nginx:
         """The workers' pids, from the lines nginx logs when it starts them."""
         return {int(pid) for pid in re.findall(r"start worker process (\d+)", self.error_log(last=10_000))}
 
-    def reload(self, *, http: str | None = None, stream: str | None = None,
-               values: Mapping[str, object] | None = None) -> None:
+    def reload(
+        self,
+        *,
+        http: str | None = None,
+        stream: str | None = None,
+        values: Mapping[str, object] | None = None,
+    ) -> None:
         """Apply a new configuration, as ``nginx -s reload`` does: same ports, no connection refused in between.
 
         The new text is tested first (``nginx -t``): if nginx refuses it, the

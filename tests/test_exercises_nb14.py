@@ -49,9 +49,13 @@ IDENTITY = """        proxy_set_header X-SSL-Client-Cert   $ssl_client_escaped_c
         proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
         proxy_set_header Client-Cert         "";
 """
-FIXED = API_CONFIG.replace("        proxy_set_header Host $host;\n", "        proxy_set_header Host $host;\n" + IDENTITY)
+FIXED = API_CONFIG.replace(
+    "        proxy_set_header Host $host;\n", "        proxy_set_header Host $host;\n" + IDENTITY
+)
 
-needs_nginx = pytest.mark.skipif(not nginx_available(), reason="nginx is not installed (apt-get install nginx)")
+needs_nginx = pytest.mark.skipif(
+    not nginx_available(), reason="nginx is not installed (apt-get install nginx)"
+)
 
 
 @pytest.fixture
@@ -86,19 +90,25 @@ def test_14_1_wrong_type_is_explained(lab_pki: LabPaths, made_up: x509.Certifica
 
 
 @needs_nginx
-def test_14_1_the_fixed_configuration_passes(lab_pki: LabPaths, made_up: x509.Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_14_1_the_fixed_configuration_passes(
+    lab_pki: LabPaths, made_up: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MTLS_LAB_DIR", str(lab_pki.directory))
     result = check.exercise_14_1(FIXED, paths=lab_pki, forged=made_up)
     assert result.passed, result
 
 
 @needs_nginx
-def test_14_1_the_colleagues_configuration_fails_on_api(lab_pki: LabPaths, made_up: x509.Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_14_1_the_colleagues_configuration_fails_on_api(
+    lab_pki: LabPaths, made_up: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MTLS_LAB_DIR", str(lab_pki.directory))
     result = check.exercise_14_1(API_CONFIG, paths=lab_pki, forged=made_up)
     assert not result.passed
     problems = missing(result)
-    assert any(p.startswith("/api/: the backend saw X-SSL-Client-Cert as the client sent it") for p in problems)
+    assert any(
+        p.startswith("/api/: the backend saw X-SSL-Client-Cert as the client sent it") for p in problems
+    )
     assert not any(p.startswith("/:") for p in problems)  # the / location was right all along
     strict(monkeypatch)
     with pytest.raises(AssertionError):
@@ -111,16 +121,27 @@ def test_14_1_dropping_the_host_line_or_the_verification_is_caught(
 ) -> None:
     monkeypatch.setenv("MTLS_LAB_DIR", str(lab_pki.directory))
     no_host = API_CONFIG.replace("        proxy_set_header Host $host;\n", "")
-    assert any("keep `proxy_set_header Host $host;`" in p for p in missing(check.exercise_14_1(no_host, paths=lab_pki, forged=made_up)))
+    assert any(
+        "keep `proxy_set_header Host $host;`" in p
+        for p in missing(check.exercise_14_1(no_host, paths=lab_pki, forged=made_up))
+    )
     optional = FIXED.replace("ssl_verify_client      on;", "ssl_verify_client      optional;")
-    assert any("keep `ssl_verify_client on;`" in p for p in missing(check.exercise_14_1(optional, paths=lab_pki, forged=made_up)))
+    assert any(
+        "keep `ssl_verify_client on;`" in p
+        for p in missing(check.exercise_14_1(optional, paths=lab_pki, forged=made_up))
+    )
 
 
 @needs_nginx
-def test_14_1_a_configuration_nginx_refuses_gets_nginxs_words(lab_pki: LabPaths, made_up: x509.Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_14_1_a_configuration_nginx_refuses_gets_nginxs_words(
+    lab_pki: LabPaths, made_up: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MTLS_LAB_DIR", str(lab_pki.directory))
     broken = FIXED.replace("ssl_verify_client      on;", "ssl_verify_client      sometimes;")
-    assert "nginx refused the configuration" in missing(check.exercise_14_1(broken, paths=lab_pki, forged=made_up))[0]
+    assert (
+        "nginx refused the configuration"
+        in missing(check.exercise_14_1(broken, paths=lab_pki, forged=made_up))[0]
+    )
 
 
 # -- 14.2 The application, done right -----------------------------------------------------------------
@@ -160,7 +181,9 @@ def check_14_2(app: object, lab_pki: LabPaths, proxy: x509.Certificate, other: x
     return check.exercise_14_2(app, proxy=proxy, alice=load_certificate(lab_pki.client_cert), other=other)
 
 
-def test_14_2_not_attempted(lab_pki: LabPaths, proxy_certificate: x509.Certificate, made_up: x509.Certificate) -> None:
+def test_14_2_not_attempted(
+    lab_pki: LabPaths, proxy_certificate: x509.Certificate, made_up: x509.Certificate
+) -> None:
     assert check_14_2(None, lab_pki, proxy_certificate, made_up).status == NOT_ATTEMPTED
 
 
@@ -176,15 +199,22 @@ def test_14_2_checking_headers_without_the_peer_fails_on_direct_requests(
 ) -> None:
     problems = missing(check_14_2(_without_peer_check, lab_pki, proxy_certificate, made_up))
     assert {p.split(":")[0] for p in problems} == {
-        "the same headers sent directly, without TLS", "the same headers from alice's own mTLS connection"}
+        "the same headers sent directly, without TLS",
+        "the same headers from alice's own mTLS connection",
+    }
 
 
 def test_14_2_the_trusting_app_fails_almost_everything(
     lab_pki: LabPaths, proxy_certificate: x509.Certificate, made_up: x509.Certificate
 ) -> None:
     problems = " | ".join(missing(check_14_2(trusting_app, lab_pki, proxy_certificate, made_up)))
-    for case in ("sent directly", "alice's own mTLS connection", "a certificate that failed",
-                 "a smuggled Client-Cert", "two X-SSL-Client-Cert headers"):
+    for case in (
+        "sent directly",
+        "alice's own mTLS connection",
+        "a certificate that failed",
+        "a smuggled Client-Cert",
+        "two X-SSL-Client-Cert headers",
+    ):
         assert case in problems
 
 
@@ -199,12 +229,17 @@ def test_14_2_a_crashing_app_is_reported_not_raised(
     assert not isinstance(KeyError("x"), ClientCertHeaderError)
 
 
-def test_14_2_a_non_function_is_explained(lab_pki: LabPaths, proxy_certificate: x509.Certificate, made_up: x509.Certificate) -> None:
+def test_14_2_a_non_function_is_explained(
+    lab_pki: LabPaths, proxy_certificate: x509.Certificate, made_up: x509.Certificate
+) -> None:
     assert "should be a function" in missing(check_14_2("app", lab_pki, proxy_certificate, made_up))[0]
 
 
 def test_14_2_strict_mode_raises_for_a_wrong_app(
-    lab_pki: LabPaths, proxy_certificate: x509.Certificate, made_up: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+    lab_pki: LabPaths,
+    proxy_certificate: x509.Certificate,
+    made_up: x509.Certificate,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     strict(monkeypatch)
     with pytest.raises(AssertionError):

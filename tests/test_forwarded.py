@@ -20,7 +20,9 @@ from lab_helpers import (
 )
 
 
-def test_a_certificate_round_trips_through_client_cert_for_every_key_type(lab_pki_of_key_type: LabPaths) -> None:
+def test_a_certificate_round_trips_through_client_cert_for_every_key_type(
+    lab_pki_of_key_type: LabPaths,
+) -> None:
     certificate = load_certificate(lab_pki_of_key_type.client_cert)
     value = client_cert_header(certificate)
     assert value.startswith(":") and value.endswith(":") and "\n" not in value

@@ -23,7 +23,9 @@ from lab_helpers import (
     running_nginx,
 )
 
-needs_nginx = pytest.mark.skipif(not nginx_available(), reason="nginx is not installed (apt-get install nginx)")
+needs_nginx = pytest.mark.skipif(
+    not nginx_available(), reason="nginx is not installed (apt-get install nginx)"
+)
 
 HELLO = """
 server {
@@ -62,7 +64,9 @@ def refuses(port: int) -> bool:
 # -- finding nginx, or saying how to get it --------------------------------------------------------------
 
 
-def test_hidden_nginx_is_unavailable_with_a_message_that_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hidden_nginx_is_unavailable_with_a_message_that_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("MTLS_NGINX", "off")
     assert find_nginx() is None and not nginx_available() and not nginx_available(passthrough=True)
     with pytest.raises(NginxUnavailable, match="apt-get install nginx libnginx-mod-stream") as caught:
@@ -72,7 +76,9 @@ def test_hidden_nginx_is_unavailable_with_a_message_that_says_how_to_install_it(
         Nginx(http=HELLO)
 
 
-def test_a_missing_binary_named_in_the_variable_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_missing_binary_named_in_the_variable_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MTLS_NGINX", str(tmp_path / "no-such-nginx"))
     assert find_nginx() is None
     with pytest.raises(NginxUnavailable, match="not installed"):
@@ -93,8 +99,12 @@ def fake_nginx(folder: Path, version: str, arguments: str) -> Path:
 
 
 @pytest.mark.skipif(os.name == "nt", reason="a shell script stands in for nginx")
-def test_stream_built_in_is_recognised_as_homebrew_builds_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    binary = fake_nginx(tmp_path, "1.27.3", "--prefix=/opt/homebrew --with-stream --with-stream_ssl_preread_module")
+def test_stream_built_in_is_recognised_as_homebrew_builds_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    binary = fake_nginx(
+        tmp_path, "1.27.3", "--prefix=/opt/homebrew --with-stream --with-stream_ssl_preread_module"
+    )
     monkeypatch.setenv("MTLS_NGINX", str(binary))
     info = nginx_info()
     assert info.version == (1, 27, 3) and info.stream == "built in" and info.stream_module is None
@@ -102,7 +112,9 @@ def test_stream_built_in_is_recognised_as_homebrew_builds_it(monkeypatch: pytest
 
 
 @pytest.mark.skipif(os.name == "nt", reason="a shell script stands in for nginx")
-def test_a_dynamic_stream_module_is_found_in_the_builds_modules_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_dynamic_stream_module_is_found_in_the_builds_modules_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     modules = tmp_path / "modules"
     modules.mkdir()
     arguments = f"--modules-path={modules} --with-stream=dynamic --with-stream_ssl_preread_module"
@@ -113,7 +125,11 @@ def test_a_dynamic_stream_module_is_found_in_the_builds_modules_path(monkeypatch
     nginx_module._info_for.cache_clear()
     (modules / "ngx_stream_module.so").write_bytes(b"")
     info = nginx_info()
-    assert info.stream == "module" and info.stream_module == modules / "ngx_stream_module.so" and info.can_passthrough
+    assert (
+        info.stream == "module"
+        and info.stream_module == modules / "ngx_stream_module.so"
+        and info.can_passthrough
+    )
 
 
 @pytest.mark.skipif(not Path("/usr/sbin/nginx").exists(), reason="needs Debian's /usr/sbin/nginx")
@@ -150,8 +166,16 @@ def test_everything_nginx_writes_stays_in_its_folder(lab_folder: Path) -> None:
         text = proxy.config_text
     assert proxy.directory == lab_folder / "nginx" / "files"
     assert {"nginx.conf", "error.log", "access.log", "temp"} <= written
-    for directive in ("pid ", "error_log ", "client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path",
-                      "uwsgi_temp_path", "scgi_temp_path", "access_log "):
+    for directive in (
+        "pid ",
+        "error_log ",
+        "client_body_temp_path",
+        "proxy_temp_path",
+        "fastcgi_temp_path",
+        "uwsgi_temp_path",
+        "scgi_temp_path",
+        "access_log ",
+    ):
         line = next(line for line in text.splitlines() if line.strip().startswith(directive))
         assert str(proxy.directory) in line, line
     assert "daemon off;" in text
@@ -165,7 +189,9 @@ def test_starting_under_a_running_name_replaces_the_previous_instance(lab_folder
     second = Nginx(http=HELLO, values={"word": "second"}, name="replace-me").start()
     try:
         assert not first.running and refuses(first.port)
-        assert running_nginx()["replace-me"] is second and get(f"http://127.0.0.1:{second.port}/") == "second\n"
+        assert (
+            running_nginx()["replace-me"] is second and get(f"http://127.0.0.1:{second.port}/") == "second\n"
+        )
     finally:
         second.stop()
         first.stop()
@@ -222,7 +248,9 @@ def test_an_unknown_placeholder_is_refused_with_the_known_names(lab_folder: Path
 
 
 @needs_nginx
-def test_a_port_taken_between_choice_and_bind_is_chosen_again(lab_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_port_taken_between_choice_and_bind_is_chosen_again(
+    lab_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     busy = socket.create_server(("127.0.0.1", 0))
     real_free_port = nginx_module._free_port
     offered = iter([busy.getsockname()[1]])
@@ -236,7 +264,9 @@ def test_a_port_taken_between_choice_and_bind_is_chosen_again(lab_folder: Path, 
 
 
 @needs_nginx
-def test_when_every_attempt_meets_a_busy_port_the_error_says_so(lab_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_when_every_attempt_meets_a_busy_port_the_error_says_so(
+    lab_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     busy = socket.create_server(("127.0.0.1", 0))
     monkeypatch.setattr(nginx_module, "_free_port", lambda host: busy.getsockname()[1])
     try:
@@ -246,13 +276,18 @@ def test_when_every_attempt_meets_a_busy_port_the_error_says_so(lab_folder: Path
         busy.close()
 
 
-def test_doctor_reports_nginx_and_its_stream_module_or_how_to_install_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_reports_nginx_and_its_stream_module_or_how_to_install_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from lab_helpers.doctor import _report_nginx
 
     lines: list[tuple[str, str, str]] = []
     monkeypatch.setenv("MTLS_NGINX", "off")
     _report_nginx(lambda status, what, detail="": lines.append((status, what, detail)))
-    assert lines == [("warn", "nginx", lines[0][2])] and "apt-get install nginx libnginx-mod-stream" in lines[0][2]
+    assert (
+        lines == [("warn", "nginx", lines[0][2])]
+        and "apt-get install nginx libnginx-mod-stream" in lines[0][2]
+    )
     if nginx_available():
         monkeypatch.delenv("MTLS_NGINX")
         nginx_module._info_for.cache_clear()

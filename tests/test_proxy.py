@@ -33,7 +33,9 @@ from lab_helpers import (
     save_private_key,
 )
 
-pytestmark = pytest.mark.skipif(not nginx_available(), reason="nginx is not installed (apt-get install nginx)")
+pytestmark = pytest.mark.skipif(
+    not nginx_available(), reason="nginx is not installed (apt-get install nginx)"
+)
 
 PROXY_ID = "spiffe://lab.example/service/nginx-proxy"
 
@@ -127,14 +129,19 @@ class Lab:
         save_certificate(proxy.certificate, paths.directory / "proxy.crt")
         made_up = CertificateAuthority.create_root("attacker-ca").issue_client_certificate("alice")
         self.made_up = made_up.certificate
-        self.made_up_files = {"cert_file": paths.directory / "made-up.crt", "key_file": paths.directory / "made-up.key"}
+        self.made_up_files = {
+            "cert_file": paths.directory / "made-up.crt",
+            "key_file": paths.directory / "made-up.key",
+        }
         save_private_key(made_up.private_key, self.made_up_files["key_file"])
         save_certificate(made_up.certificate, self.made_up_files["cert_file"])
         self.alice = load_certificate(paths.client_cert)
         self.forged = {"X-SSL-Client-Cert": nginx_escaped_pem(self.made_up), "X-SSL-Client-Verify": "SUCCESS"}
 
     def alice_session(self) -> requests.Session:
-        return lab_session(ca_file=self.paths.ca_cert, cert_file=self.paths.client_cert, key_file=self.paths.client_key)
+        return lab_session(
+            ca_file=self.paths.ca_cert, cert_file=self.paths.client_cert, key_file=self.paths.client_key
+        )
 
     def anonymous_session(self) -> requests.Session:
         return lab_session(ca_file=self.paths.ca_cert)
@@ -162,7 +169,9 @@ def termination(lab: Lab, plain_backend: Backend) -> Iterator[Nginx]:
         yield proxy
 
 
-def test_termination_the_articles_three_requests(lab: Lab, termination: Nginx, plain_backend: Backend) -> None:
+def test_termination_the_articles_three_requests(
+    lab: Lab, termination: Nginx, plain_backend: Backend
+) -> None:
     with lab.alice_session() as alice:
         ok = attempt(termination.url, session=alice)
     assert ok.ok and ok.status == 200 and ok.body == "Hello, alice\n"
@@ -183,13 +192,17 @@ def test_termination_the_articles_three_requests(lab: Lab, termination: Nginx, p
     assert len(plain_backend.seen) == count  # neither failure reached the application
 
 
-def test_termination_refuses_a_made_up_certificate_when_verification_is_on(lab: Lab, termination: Nginx) -> None:
+def test_termination_refuses_a_made_up_certificate_when_verification_is_on(
+    lab: Lab, termination: Nginx
+) -> None:
     with lab.made_up_session() as mallory:
         outcome = attempt(termination.url, session=mallory)
     assert outcome.status == 400 and "The SSL certificate error" in (outcome.body or "")
 
 
-def test_attack_a_direct_forged_headers_then_reencryption_stops_them(lab: Lab, plain_backend: Backend) -> None:
+def test_attack_a_direct_forged_headers_then_reencryption_stops_them(
+    lab: Lab, plain_backend: Backend
+) -> None:
     with LabSession() as attacker:
         naive = attacker.get(plain_backend.url, headers=lab.forged)
     assert naive.status_code == 200 and naive.text == "Hello, alice\n"  # the attack works
@@ -208,7 +221,9 @@ def test_attack_a_direct_forged_headers_then_reencryption_stops_them(lab: Lab, p
         assert direct.status_code == 403 and direct.text == "not the proxy\n"
 
 
-def test_attack_b_optional_no_ca_then_the_verify_check_stops_it(lab: Lab, termination: Nginx, plain_backend: Backend) -> None:
+def test_attack_b_optional_no_ca_then_the_verify_check_stops_it(
+    lab: Lab, termination: Nginx, plain_backend: Backend
+) -> None:
     termination.reload(values={"verify": "optional_no_ca"})
     with lab.made_up_session() as mallory:
         naive = attempt(termination.url, session=mallory)
@@ -222,7 +237,9 @@ def test_attack_b_optional_no_ca_then_the_verify_check_stops_it(lab: Lab, termin
         assert attempt(termination.url, session=alice).body == "Hello, alice\n"  # the fix keeps alice in
 
 
-def test_optional_refuses_a_failed_certificate_but_lets_no_certificate_through(lab: Lab, termination: Nginx) -> None:
+def test_optional_refuses_a_failed_certificate_but_lets_no_certificate_through(
+    lab: Lab, termination: Nginx
+) -> None:
     termination.reload(values={"verify": "optional"})
     with lab.made_up_session() as mallory:
         assert attempt(termination.url, session=mallory).status == 400
@@ -230,7 +247,9 @@ def test_optional_refuses_a_failed_certificate_but_lets_no_certificate_through(l
         assert attempt(termination.url, session=anonymous).status == 401  # reached the app, with no identity
 
 
-def test_attack_c_an_unsanitized_client_cert_then_the_proxy_clears_it(lab: Lab, termination: Nginx, plain_backend: Backend) -> None:
+def test_attack_c_an_unsanitized_client_cert_then_the_proxy_clears_it(
+    lab: Lab, termination: Nginx, plain_backend: Backend
+) -> None:
     termination.reload(values={"verify": "optional"})
     smuggled = {"Client-Cert": client_cert_header(lab.made_up), "X-SSL-Client-Cert": "forged too"}
     with lab.anonymous_session() as anonymous:
@@ -251,8 +270,12 @@ def test_attack_c_an_unsanitized_client_cert_then_the_proxy_clears_it(lab: Lab, 
 
 def test_reencryption_the_articles_three_requests_and_the_backend_sees_the_proxy(lab: Lab) -> None:
     context = build_server_context(lab.paths.server_cert, lab.paths.server_key, lab.paths.ca_cert)
-    with Backend(proxy_only_app, context=context, name=None) as secure, \
-            Nginx(http=REENCRYPTION, values={"backend": secure.port, "upstream_verify": "on"}, name=None) as proxy:
+    with (
+        Backend(proxy_only_app, context=context, name=None) as secure,
+        Nginx(
+            http=REENCRYPTION, values={"backend": secure.port, "upstream_verify": "on"}, name=None
+        ) as proxy,
+    ):
         with lab.alice_session() as alice:
             assert attempt(proxy.url, session=alice).body == "Hello, alice\n"
         seen = secure.seen[-1].request
@@ -268,18 +291,23 @@ def test_reencryption_verifies_the_backend_only_with_proxy_ssl_verify_on(lab: La
     issued = impostor.issue_server_certificate("localhost")
     save_private_key(issued.private_key, lab.paths.directory / "impostor.key")
     save_certificate(issued.certificate, lab.paths.directory / "impostor.crt")
-    context = build_server_context(lab.paths.directory / "impostor.crt", lab.paths.directory / "impostor.key",
-                                   lab.paths.ca_cert)
+    context = build_server_context(
+        lab.paths.directory / "impostor.crt", lab.paths.directory / "impostor.key", lab.paths.ca_cert
+    )
     with Backend(lambda request: (200, "impostor\n"), context=context, name=None) as fake:
         values = {"backend": fake.port, "upstream_verify": "off"}
         with Nginx(http=REENCRYPTION, values=values, name=None) as proxy, lab.alice_session() as alice:
             assert alice.get(proxy.url).text == "impostor\n"  # unverified upstream: the default
             proxy.reload(values={"upstream_verify": "on"})
             refused = alice.get(proxy.url)
-            assert refused.status_code == 502 and "upstream SSL certificate verify error" in proxy.error_log(50)
+            assert refused.status_code == 502 and "upstream SSL certificate verify error" in proxy.error_log(
+                50
+            )
 
 
-@pytest.mark.skipif(not nginx_available(passthrough=True), reason="needs nginx's stream module (libnginx-mod-stream)")
+@pytest.mark.skipif(
+    not nginx_available(passthrough=True), reason="needs nginx's stream module (libnginx-mod-stream)"
+)
 def test_passthrough_routes_by_name_and_the_backend_sees_the_client_certificate(lab: Lab) -> None:
     paths = lab.paths
     ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
@@ -287,23 +315,31 @@ def test_passthrough_routes_by_name_and_the_backend_sees_the_client_certificate(
     save_private_key(api.private_key, paths.directory / "api.key")
     save_certificate(api.certificate, paths.directory / "api.crt")
     lab_context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert)
-    api_context = build_server_context(paths.directory / "api.crt", paths.directory / "api.key", paths.ca_cert)
+    api_context = build_server_context(
+        paths.directory / "api.crt", paths.directory / "api.key", paths.ca_cert
+    )
     with MTLSServer(lab_context, name=None) as lab_server, MTLSServer(api_context, name=None) as api_server:
         values = {"lab_server": lab_server.port, "api_server": api_server.port}
         with Nginx(stream=PASSTHROUGH, values=values, name=None) as router:
             with lab.alice_session() as alice:
                 assert attempt(router.url, session=alice).body == "Hello, alice\n"
             assert lab_server.accepted == 1  # the lab server did the handshake with alice itself
-            assert not attempt(router.url, cert_file=paths.client_cert, key_file=paths.client_key, server=lab_server).ok
+            assert not attempt(
+                router.url, cert_file=paths.client_cert, key_file=paths.client_key, server=lab_server
+            ).ok
             no_certificate = attempt(router.url, ca_file=paths.ca_cert, server=lab_server)
-            assert not no_certificate.ok and no_certificate.server_reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+            assert (
+                not no_certificate.ok and no_certificate.server_reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+            )
 
             client = {"ca_file": paths.ca_cert, "cert_file": paths.client_cert, "key_file": paths.client_key}
-            assert get_with_sni(router.port, server_name="api.lab.example", **client) == (200, "Hello, alice\n")
+            assert get_with_sni(router.port, server_name="api.lab.example", **client) == (
+                200,
+                "Hello, alice\n",
+            )
             assert api_server.accepted == 1
             with pytest.raises(OSError):
                 get_with_sni(router.port, server_name="unknown.lab.example", **client)
             lines = router.log_lines("stream.log", at_least=5)
     assert any(line.startswith("api.lab.example -> ") for line in lines)
     assert any(line.startswith("unknown.lab.example -> 127.0.0.1:1 502") for line in lines)
-

@@ -34,16 +34,21 @@ def _recording_app(request: ForwardedRequest) -> tuple[int, str]:
 def exercise_1(api_config: Any, *, paths: LabPaths, forged: x509.Certificate) -> CheckResult:
     """14.1: identity headers set (and Client-Cert cleared) on every location, the Host line kept."""
     checker = Checker(
-        "14.1", "Identity headers on every location",
+        "14.1",
+        "Identity headers on every location",
         hint="A location with its own proxy_set_header inherits none from the server level: repeat the "
         "identity headers (and the Client-Cert clearing) in /api/, next to the Host line.",
     )
     if not_attempted(api_config):
         return checker.not_attempted()
     if not isinstance(api_config, str) or "{{ port }}" not in api_config.replace("{{port}}", "{{ port }}"):
-        return checker.fail("api_config should be the configuration text, with {{ port }} and {{ backend }} in it.")
+        return checker.fail(
+            "api_config should be the configuration text, with {{ port }} and {{ backend }} in it."
+        )
     if not nginx_available():
-        skipped = Checker("14.1", "Identity headers on every location", hint=f"This check runs nginx: {INSTALL_NGINX}.")
+        skipped = Checker(
+            "14.1", "Identity headers on every location", hint=f"This check runs nginx: {INSTALL_NGINX}."
+        )
         return skipped.not_attempted()
     alice_pem = nginx_escaped_pem(load_certificate(paths.client_cert))
     forged_headers = {
@@ -52,14 +57,22 @@ def exercise_1(api_config: Any, *, paths: LabPaths, forged: x509.Certificate) ->
         "Client-Cert": client_cert_header(forged),
     }
     try:
-        with Backend(_recording_app, name=None) as backend, \
-                Nginx(http=api_config, values={"backend": backend.port}, name=None) as proxy:
-            with lab_session(ca_file=paths.ca_cert, cert_file=paths.client_cert, key_file=paths.client_key) as alice:
+        with (
+            Backend(_recording_app, name=None) as backend,
+            Nginx(http=api_config, values={"backend": backend.port}, name=None) as proxy,
+        ):
+            with lab_session(
+                ca_file=paths.ca_cert, cert_file=paths.client_cert, key_file=paths.client_key
+            ) as alice:
                 for path in ("/", "/api/"):
                     before = len(backend.seen)
                     answer = alice.get(proxy.url + path.lstrip("/"), headers=forged_headers)
                     if len(backend.seen) == before:
-                        checker.require(False, "", f"{path}: the request did not reach the backend ({answer.status_code}).")
+                        checker.require(
+                            False,
+                            "",
+                            f"{path}: the request did not reach the backend ({answer.status_code}).",
+                        )
                         continue
                     seen = backend.seen[-1].request
                     checker.require(
@@ -68,7 +81,8 @@ def exercise_1(api_config: Any, *, paths: LabPaths, forged: x509.Certificate) ->
                         f"{path}: the backend saw X-SSL-Client-Cert as the client sent it: nginx did not set it there.",
                     )
                     checker.require(
-                        seen.get_all("X-SSL-Client-Verify") == ["SUCCESS"] and not seen.get_all("Client-Cert"),
+                        seen.get_all("X-SSL-Client-Verify") == ["SUCCESS"]
+                        and not seen.get_all("Client-Cert"),
                         f"{path}: X-SSL-Client-Verify came from nginx, Client-Cert was removed",
                         f"{path}: X-SSL-Client-Verify or Client-Cert passed through as the client sent them.",
                     )
@@ -92,7 +106,10 @@ def exercise_1(api_config: Any, *, paths: LabPaths, forged: x509.Certificate) ->
 
 def _request(headers: list[tuple[str, str]], tls_peer: x509.Certificate | None) -> ForwardedRequest:
     return ForwardedRequest(
-        method="GET", path="/", headers=tuple(headers), peer="127.0.0.1:50000",
+        method="GET",
+        path="/",
+        headers=tuple(headers),
+        peer="127.0.0.1:50000",
         tls_peer=identity_from_certificate(tls_peer) if tls_peer is not None else None,
     )
 
@@ -111,7 +128,8 @@ def exercise_2(
 ) -> CheckResult:
     """14.2: 200 only over mTLS from the proxy, verified, one certificate header; 403 or 400 otherwise."""
     checker = Checker(
-        "14.2", "The application, done right",
+        "14.2",
+        "The application, done right",
         hint="Check request.tls_peer first (the proxy's URI), then X-SSL-Client-Verify == ['SUCCESS'], then "
         "exactly one X-SSL-Client-Cert; never read Client-Cert from the request.",
     )
@@ -122,28 +140,66 @@ def exercise_2(
     alice_pem, other_pem = nginx_escaped_pem(alice), nginx_escaped_pem(other)
     verified = [("X-SSL-Client-Verify", "SUCCESS"), ("X-SSL-Client-Cert", alice_pem)]
     cases: list[tuple[str, ForwardedRequest, Callable[[int, str], bool], str]] = [
-        ("from the proxy, verified alice", _request(verified, proxy),
-         lambda s, b: s == 200 and "alice" in b, "200 with 'Hello, alice'"),
-        ("the same headers sent directly, without TLS", _request(verified, None),
-         lambda s, b: s == 403, "403: nobody proved to be the proxy"),
-        ("the same headers from alice's own mTLS connection", _request(verified, alice),
-         lambda s, b: s == 403, "403: alice is not the proxy"),
-        ("from the proxy, no client certificate (NONE)", _request([("X-SSL-Client-Verify", "NONE")], proxy),
-         lambda s, b: s == 403, "403: the proxy verified nobody"),
-        ("from the proxy, a certificate that failed", _request(
-            [("X-SSL-Client-Verify", "FAILED:unable to verify the first certificate"), ("X-SSL-Client-Cert", other_pem)],
-            proxy), lambda s, b: s == 403, "403: verification failed"),
-        ("from the proxy, NONE and a smuggled Client-Cert", _request(
-            [("X-SSL-Client-Verify", "NONE"), ("Client-Cert", client_cert_header(alice))], proxy),
-         lambda s, b: s == 403, "403: Client-Cert is never read"),
-        ("from the proxy, alice's header and a Client-Cert naming someone else", _request(
-            verified + [("Client-Cert", client_cert_header(other))], proxy),
-         lambda s, b: s == 200 and "alice" in b, "200 'Hello, alice': only nginx's header counts"),
-        ("from the proxy, two X-SSL-Client-Cert headers", _request(verified + [("X-SSL-Client-Cert", other_pem)], proxy),
-         lambda s, b: s == 400, "400: exactly one is allowed"),
-        ("from the proxy, a malformed certificate header", _request(
-            [("X-SSL-Client-Verify", "SUCCESS"), ("X-SSL-Client-Cert", "garbage")], proxy),
-         lambda s, b: s == 400, "400: the header is not a certificate"),
+        (
+            "from the proxy, verified alice",
+            _request(verified, proxy),
+            lambda s, b: s == 200 and "alice" in b,
+            "200 with 'Hello, alice'",
+        ),
+        (
+            "the same headers sent directly, without TLS",
+            _request(verified, None),
+            lambda s, b: s == 403,
+            "403: nobody proved to be the proxy",
+        ),
+        (
+            "the same headers from alice's own mTLS connection",
+            _request(verified, alice),
+            lambda s, b: s == 403,
+            "403: alice is not the proxy",
+        ),
+        (
+            "from the proxy, no client certificate (NONE)",
+            _request([("X-SSL-Client-Verify", "NONE")], proxy),
+            lambda s, b: s == 403,
+            "403: the proxy verified nobody",
+        ),
+        (
+            "from the proxy, a certificate that failed",
+            _request(
+                [
+                    ("X-SSL-Client-Verify", "FAILED:unable to verify the first certificate"),
+                    ("X-SSL-Client-Cert", other_pem),
+                ],
+                proxy,
+            ),
+            lambda s, b: s == 403,
+            "403: verification failed",
+        ),
+        (
+            "from the proxy, NONE and a smuggled Client-Cert",
+            _request([("X-SSL-Client-Verify", "NONE"), ("Client-Cert", client_cert_header(alice))], proxy),
+            lambda s, b: s == 403,
+            "403: Client-Cert is never read",
+        ),
+        (
+            "from the proxy, alice's header and a Client-Cert naming someone else",
+            _request(verified + [("Client-Cert", client_cert_header(other))], proxy),
+            lambda s, b: s == 200 and "alice" in b,
+            "200 'Hello, alice': only nginx's header counts",
+        ),
+        (
+            "from the proxy, two X-SSL-Client-Cert headers",
+            _request(verified + [("X-SSL-Client-Cert", other_pem)], proxy),
+            lambda s, b: s == 400,
+            "400: exactly one is allowed",
+        ),
+        (
+            "from the proxy, a malformed certificate header",
+            _request([("X-SSL-Client-Verify", "SUCCESS"), ("X-SSL-Client-Cert", "garbage")], proxy),
+            lambda s, b: s == 400,
+            "400: the header is not a certificate",
+        ),
     ]
     for title, request, expected, wanted in cases:
         try:
@@ -151,5 +207,9 @@ def exercise_2(
         except Exception as error:  # the learner's function crashed: say where
             checker.require(False, "", f"{title}: my_app raised {type(error).__name__}: {error}")
             continue
-        checker.require(expected(status, body), f"{title}: {status}", f"{title}: got {status} {body.strip()!r}, expected {wanted}.")
+        checker.require(
+            expected(status, body),
+            f"{title}: {status}",
+            f"{title}: got {status} {body.strip()!r}, expected {wanted}.",
+        )
     return checker.result()
