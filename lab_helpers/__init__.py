@@ -16,6 +16,9 @@ Each name lives in a small module:
 - ``chains``: offline chain verification (cryptography's path validation, plus CRLs)
 - ``errors``: the exceptions, each saying what to do
 - ``environment``: set environment variables for one experiment, restored exactly
+- ``nginx``: a real nginx run from the lab folder (notebook 14)
+- ``backend``: the application behind a proxy, on a thread
+- ``forwarded``: the client certificate in a header: RFC 9440's ``Client-Cert`` and nginx's form
 
 Names are imported lazily, on first use: ``python -m lab_helpers pki`` then
 starts without loading ``requests``, and a notebook pays only for what it uses.
@@ -27,6 +30,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "INSTALL_NGINX": "nginx",
+    "Nginx": "nginx",
+    "NginxError": "nginx",
+    "NginxInfo": "nginx",
+    "NginxUnavailable": "nginx",
+    "find_nginx": "nginx",
+    "nginx_available": "nginx",
+    "nginx_info": "nginx",
+    "running_nginx": "nginx",
+    "Backend": "backend",
+    "ForwardedRequest": "backend",
+    "get_with_sni": "backend",
+    "ClientCertHeaderError": "forwarded",
+    "MAX_CLIENT_CERT_HEADER": "forwarded",
+    "client_cert_header": "forwarded",
+    "client_cert_header_from_nginx": "forwarded",
+    "nginx_escaped_pem": "forwarded",
+    "parse_client_cert_header": "forwarded",
     "HandshakeResult": "wire",
     "HandshakeTrace": "wire",
     "RecordingProxy": "wire",
@@ -101,6 +122,26 @@ __version__ = "0.1.0"
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from .backend import Backend, ForwardedRequest, get_with_sni
+    from .forwarded import (
+        MAX_CLIENT_CERT_HEADER,
+        ClientCertHeaderError,
+        client_cert_header,
+        client_cert_header_from_nginx,
+        nginx_escaped_pem,
+        parse_client_cert_header,
+    )
+    from .nginx import (
+        INSTALL_NGINX,
+        Nginx,
+        NginxError,
+        NginxInfo,
+        NginxUnavailable,
+        find_nginx,
+        nginx_available,
+        nginx_info,
+        running_nginx,
+    )
     from .authz import ANY_CLIENT, AccessPolicy, Decision
     from .catalog import CatalogLab, run_case, run_catalog, summary_table
     from .chains import ChainVerdict, verify_chain

@@ -76,6 +76,23 @@ def _loopback_exchange() -> str:
     return (outcome.body or "").strip()
 
 
+def _report_nginx(report: Callable[..., None]) -> None:
+    """nginx and its stream module, for notebook 14 (found where packages put it, not only on PATH)."""
+    from .nginx import INSTALL_NGINX, NginxUnavailable, nginx_info
+
+    try:
+        info = nginx_info()
+    except NginxUnavailable:
+        report("warn", "nginx", f"not found: notebook 14 skips its nginx cells; {INSTALL_NGINX}")
+        return
+    report("ok", "nginx", f"{info.version_text} at {info.binary}")
+    if info.can_passthrough:
+        where = "built in" if info.stream == "built in" else str(info.stream_module)
+        report("ok", "nginx stream module with ssl_preread", where)
+    else:
+        report("warn", "nginx stream module", "missing: notebook 14 skips passthrough; install libnginx-mod-stream")
+
+
 def run_doctor(print_line: Callable[[str], None] = print) -> int:
     failures = 0
 
@@ -114,10 +131,11 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
             report("note", f"{name}={value}", TLS_VARIABLES[name])
     print_line("       (the course's lab session ignores the proxy and CA-bundle variables: trust_env = False)")
 
-    print_line("\nTools the course uses when present (openssl and curl in notebooks, node in bench)")
+    print_line("\nTools the course uses when present (openssl and curl in notebooks, node in bench, nginx in 14)")
     for tool in ("openssl", "curl", "node"):
         where = shutil.which(tool)
         report("ok" if where else "warn", tool, where or "not found: the notebooks skip its demos")
+    _report_nginx(report)
 
     print_line("\nLab folder")
     try:
