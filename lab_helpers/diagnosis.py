@@ -247,7 +247,9 @@ def _signals_of_exception(error: BaseException) -> list[str]:
     signals: list[str] = []
     chain = list(exception_chain(error))
     for item in chain:
-        if isinstance(item, ssl.SSLCertVerificationError) and item.verify_message:
+        # getattr: aiohttp's ClientConnectorCertificateError is an SSLCertVerificationError by
+        # inheritance but has no verify_message; the real one from ssl follows it in the chain.
+        if isinstance(item, ssl.SSLCertVerificationError) and getattr(item, "verify_message", None):
             signals.append(str(item.verify_message))
     for item in chain:
         reason = getattr(item, "reason", None)
@@ -285,6 +287,11 @@ def _match(signals: Iterable[str]) -> tuple[_Case, str] | None:
 def explain(failure: BaseException | object | str) -> Explanation:
     """Explain an exception, a :class:`~lab_helpers.server.Rejection`, or a server reason string."""
     if isinstance(failure, BaseException):
+        from .stack_errors import explain_in_stack  # httpx, aiohttp, urllib3, gRPC: their words, their fixes
+
+        in_stack = explain_in_stack(failure)
+        if in_stack is not None:
+            return in_stack
         if isinstance(failure, LabError) and not _match([type(failure).__name__]):
             return Explanation("lab-error", "The lab refused the input.", str(failure), "See the message.", str(failure))
         signals = _signals_of_exception(failure)
