@@ -472,3 +472,23 @@ def test_stack_servers_import_their_library_only_when_they_start() -> None:
            "print(sorted(m for m in ('uvicorn', 'grpc', 'aiohttp', 'starlette') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_grpc_default_does_not_ask_for_a_client_certificate(lab_pki: LabPaths, started: list[Any]) -> None:
+    """require_client_auth left at its default: the certificate-less client is served, and alice is not identified."""
+    calls: list[dict[str, list[bytes]]] = []
+
+    def greet(request: bytes, context: Any) -> bytes:
+        calls.append(context.auth_context())
+        return b"served"
+
+    handler = grpc.method_handlers_generic_handler("lab.Greeter", {"Greet": grpc.unary_unary_rpc_method_handler(greet)})
+    lenient = grpc.ssl_server_credentials(
+        [(read(lab_pki.server_key), read(lab_pki.server_cert))], root_certificates=read(lab_pki.ca_cert)
+    )
+    server = GrpcServer([handler], lenient, name=None).start()
+    started.append(server)
+    assert grpc_call(server.target, grpc.ssl_channel_credentials(read(lab_pki.ca_cert))) == b"served"
+    alice = grpc.ssl_channel_credentials(read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert))
+    assert grpc_call(server.target, alice) == b"served"
+    assert all("x509_common_name" not in identity for identity in calls)
