@@ -93,7 +93,9 @@ def _first_certificate_pem(path: str) -> str | None:
     return leaf.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def tls_extension(ssl_object: ssl.SSLObject, *, server_certfile: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def tls_extension(
+    ssl_object: ssl.SSLObject, *, server_certfile: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     """The ASGI TLS extension's dictionary for one TLS connection, read after its handshake."""
     chain = _verified_chain_pem(ssl_object)
     name = None
@@ -150,7 +152,9 @@ def with_tls_extension(protocol_class: type[asyncio.Protocol]) -> type[asyncio.P
             self.app = _AppWithTLSExtension(self.app, tls_extension(ssl_object, server_certfile=certfile))
 
     WithTLSExtension.__name__ = WithTLSExtension.__qualname__ = f"{protocol_class.__name__}WithTLSExtension"
-    WithTLSExtension.__doc__ = f"uvicorn's {protocol_class.__name__}, plus the ASGI TLS extension in every scope."
+    WithTLSExtension.__doc__ = (
+        f"uvicorn's {protocol_class.__name__}, plus the ASGI TLS extension in every scope."
+    )
     return WithTLSExtension
 
 

@@ -39,7 +39,8 @@ STACKS = ("httpx", "aiohttp", "urllib3", "grpc")
 #: Cases only these libraries need.
 STACK_CASES: tuple[_Case, ...] = (
     _Case(
-        "grpc-handshake-refused", ("Socket closed",),
+        "grpc-handshake-refused",
+        ("Socket closed",),
         "The gRPC server refused the TLS handshake; the client was only told 'Socket closed'.",
         "grpcio's client reports no reason when the server ends the handshake. Most often the client sent no "
         "certificate, or one from a CA the server does not trust. The server's gRPC log has the reason "
@@ -48,7 +49,8 @@ STACK_CASES: tuple[_Case, ...] = (
         "server's root_certificates.",
     ),
     _Case(
-        "grpc-credentials-refused", ("Failed to create security handshaker",),
+        "grpc-credentials-refused",
+        ("Failed to create security handshaker",),
         "The gRPC client could not start TLS: its own key or certificate was refused before any connection.",
         "BoringSSL could not use the private_key and certificate_chain given to ssl_channel_credentials: most "
         "often the key does not belong to the certificate (gRPC logs 'Invalid private key'); bytes that are "
@@ -159,7 +161,9 @@ def explain_in_stack(error: BaseException) -> "Explanation | None":
     found: tuple[_Case, str] | None = None
     if stack == "grpc":
         # BoringSSL's verification messages are OpenSSL's: the catalog knows them.
-        verify_messages = [match.group(1).strip() for text in words for match in _VERIFY_FAILED.finditer(text)]
+        verify_messages = [
+            match.group(1).strip() for text in words for match in _VERIFY_FAILED.finditer(text)
+        ]
         found = _match(verify_messages) if verify_messages else None
     for phrase, key in _PHRASES[stack]:
         if found is not None:

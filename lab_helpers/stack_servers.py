@@ -174,7 +174,9 @@ class UvicornServer(BackgroundServer):
             if not thread.is_alive() or time.monotonic() > deadline:
                 server.should_exit = True
                 thread.join(STOP_TIMEOUT)
-                raise LabError("uvicorn did not start: read its log above (a port in use, an app that fails to load).")
+                raise LabError(
+                    "uvicorn did not start: read its log above (a port in use, an app that fails to load)."
+                )
             time.sleep(0.01)
         self._server, self._thread = server, thread
         return int(server.servers[0].sockets[0].getsockname()[1])
@@ -314,7 +316,9 @@ class GrpcServer(BackgroundServer):
             reason = "add_secure_port returned 0"
         if not port:
             self._pool.shutdown(wait=False)
-            raise LabError(f"gRPC could not listen on {address} ({reason}): check the server's key and certificate.")
+            raise LabError(
+                f"gRPC could not listen on {address} ({reason}): check the server's key and certificate."
+            )
         server.start()
         self._server = server
         return int(port)

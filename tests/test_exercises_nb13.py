@@ -7,9 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from exercise_checks import NOT_ATTEMPTED, missing
-from lab_helpers import LabPaths, check, identity_from_certificate, scope_client_certificate, with_tls_extension
+
+from lab_helpers import (
+    LabPaths,
+    check,
+    identity_from_certificate,
+    scope_client_certificate,
+    with_tls_extension,
+)
 
 uvicorn = pytest.importorskip("uvicorn")
 grpc = pytest.importorskip("grpc")
@@ -35,19 +41,33 @@ def started() -> Iterator[list[Any]]:
 
 
 async def answer_with_uri(request: Any) -> PlainTextResponse:
-    return PlainTextResponse(identity_from_certificate(scope_client_certificate(request.scope)).uris[0] + "\n")
+    return PlainTextResponse(
+        identity_from_certificate(scope_client_certificate(request.scope)).uris[0] + "\n"
+    )
 
 
 async def answer_alice(request: Any) -> PlainTextResponse:
     return PlainTextResponse(ALICE + "\n")  # the answer written into the code
 
 
-def uri_server(paths: LabPaths, started: list[Any], *, endpoint: Any = answer_with_uri, name: str = "uvicorn-uri",
-               **tls: Any) -> UvicornServer:
+def uri_server(
+    paths: LabPaths,
+    started: list[Any],
+    *,
+    endpoint: Any = answer_with_uri,
+    name: str = "uvicorn-uri",
+    **tls: Any,
+) -> UvicornServer:
     config = uvicorn.Config(
-        Starlette(routes=[Route("/", endpoint)]), host="127.0.0.1", port=0, log_level="warning",
-        http=with_tls_extension(H11Protocol), ssl_certfile=paths.server_cert, ssl_keyfile=paths.server_key,
-        ssl_ca_certs=paths.ca_cert, **tls,
+        Starlette(routes=[Route("/", endpoint)]),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        http=with_tls_extension(H11Protocol),
+        ssl_certfile=paths.server_cert,
+        ssl_keyfile=paths.server_key,
+        ssl_ca_certs=paths.ca_cert,
+        **tls,
     )
     server = UvicornServer(config, name=name).start()
     started.append(server)
@@ -61,7 +81,9 @@ def test_13_1_not_attempted(lab_pki: LabPaths) -> None:
     assert check.exercise_13_1(None, paths=lab_pki).status == NOT_ATTEMPTED
 
 
-def test_13_1_a_server_that_requires_certificates_and_reads_the_uri_passes(lab_pki: LabPaths, started: list[Any]) -> None:
+def test_13_1_a_server_that_requires_certificates_and_reads_the_uri_passes(
+    lab_pki: LabPaths, started: list[Any]
+) -> None:
     result = check.exercise_13_1(uri_server(lab_pki, started, ssl_cert_reqs=ssl.CERT_REQUIRED), paths=lab_pki)
     assert result.passed, result
 
@@ -95,7 +117,9 @@ def test_13_1_another_name_and_a_stopped_server(lab_pki: LabPaths, started: list
     ]
 
 
-def test_13_1_strict_mode_raises(lab_pki: LabPaths, started: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_13_1_strict_mode_raises(
+    lab_pki: LabPaths, started: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = uri_server(lab_pki, started)
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -117,11 +141,16 @@ def by_common_name(request: bytes, context: Any) -> bytes:
     return b"Hello, alice"
 
 
-def greeter_server(paths: LabPaths, started: list[Any], method: Any, *, require_client_auth: bool = True) -> GrpcServer:
-    handler = grpc.method_handlers_generic_handler("lab.Greeter", {"Greet": grpc.unary_unary_rpc_method_handler(method)})
+def greeter_server(
+    paths: LabPaths, started: list[Any], method: Any, *, require_client_auth: bool = True
+) -> GrpcServer:
+    handler = grpc.method_handlers_generic_handler(
+        "lab.Greeter", {"Greet": grpc.unary_unary_rpc_method_handler(method)}
+    )
     credentials = grpc.ssl_server_credentials(
         [(paths.server_key.read_bytes(), paths.server_cert.read_bytes())],
-        root_certificates=paths.ca_cert.read_bytes(), require_client_auth=require_client_auth,
+        root_certificates=paths.ca_cert.read_bytes(),
+        require_client_auth=require_client_auth,
     )
     server = GrpcServer([handler], credentials, name="test-grpc-alice").start()
     started.append(server)
@@ -137,7 +166,9 @@ def test_13_2_a_decision_on_the_uri_passes(lab_pki: LabPaths, started: list[Any]
     assert result.passed, result
 
 
-def test_13_2_a_decision_on_the_common_name_lets_the_impostor_in(lab_pki: LabPaths, started: list[Any]) -> None:
+def test_13_2_a_decision_on_the_common_name_lets_the_impostor_in(
+    lab_pki: LabPaths, started: list[Any]
+) -> None:
     result = check.exercise_13_2(greeter_server(lab_pki, started, by_common_name), paths=lab_pki)
     assert len(missing(result)) == 1
     assert missing(result)[0].endswith("decide on x509_subject_alternative_name, not x509_common_name")
@@ -145,9 +176,13 @@ def test_13_2_a_decision_on_the_common_name_lets_the_impostor_in(lab_pki: LabPat
 
 def test_13_2_a_server_that_does_not_require_certificates(lab_pki: LabPaths, started: list[Any]) -> None:
     """gRPC's default, require_client_auth=False: the certificate-less client reaches the handler, which refuses it."""
-    result = check.exercise_13_2(greeter_server(lab_pki, started, by_uri, require_client_auth=False), paths=lab_pki)
+    result = check.exercise_13_2(
+        greeter_server(lab_pki, started, by_uri, require_client_auth=False), paths=lab_pki
+    )
     problems = missing(result)
-    assert any(p.endswith("pass require_client_auth=True to ssl_server_credentials") for p in problems), problems
+    assert any(p.endswith("pass require_client_auth=True to ssl_server_credentials") for p in problems), (
+        problems
+    )
 
 
 def test_13_2_not_a_grpc_server(lab_pki: LabPaths, started: list[Any]) -> None:

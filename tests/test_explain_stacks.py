@@ -35,7 +35,11 @@ FAILURES: dict[str, Callable[[CatalogLab], tuple[Pair, Path, Pair | None]]] = {
     "expired server certificate": lambda lab: (lab.server_expired, lab.ca_file, lab.client),
     "no client certificate": lambda lab: (lab.server, lab.ca_file, None),
     "client certificate from another CA": lambda lab: (lab.server, lab.ca_file, lab.client_from_other_ca),
-    "client key does not match its certificate": lambda lab: (lab.server, lab.ca_file, lab.client_with_wrong_key),
+    "client key does not match its certificate": lambda lab: (
+        lab.server,
+        lab.ca_file,
+        lab.client_with_wrong_key,
+    ),
 }
 
 #: What the client's error must be explained as (a set where TLS 1.3 timing decides between two).
@@ -44,19 +48,34 @@ OTHER_CA = {"client-ca-not-trusted", "server-closed-connection"}
 EXPECTED: dict[str, dict[str, str | set[str]]] = {
     "untrusted server CA": dict.fromkeys(("httpx", "aiohttp", "urllib3", "grpc"), "server-ca-not-trusted"),
     "hostname mismatch": dict.fromkeys(("httpx", "aiohttp", "urllib3", "grpc"), "server-name-mismatch"),
-    "expired server certificate": dict.fromkeys(("httpx", "aiohttp", "urllib3", "grpc"), "server-certificate-expired"),
-    "no client certificate": {"httpx": REFUSED, "aiohttp": REFUSED, "urllib3": REFUSED, "grpc": "grpc-handshake-refused"},
+    "expired server certificate": dict.fromkeys(
+        ("httpx", "aiohttp", "urllib3", "grpc"), "server-certificate-expired"
+    ),
+    "no client certificate": {
+        "httpx": REFUSED,
+        "aiohttp": REFUSED,
+        "urllib3": REFUSED,
+        "grpc": "grpc-handshake-refused",
+    },
     "client certificate from another CA": {
-        "httpx": OTHER_CA, "aiohttp": OTHER_CA, "urllib3": OTHER_CA, "grpc": "grpc-handshake-refused",
+        "httpx": OTHER_CA,
+        "aiohttp": OTHER_CA,
+        "urllib3": OTHER_CA,
+        "grpc": "grpc-handshake-refused",
     },
     "client key does not match its certificate": {
-        "httpx": "client-key-mismatch", "aiohttp": "client-key-mismatch", "urllib3": "client-key-mismatch",
+        "httpx": "client-key-mismatch",
+        "aiohttp": "client-key-mismatch",
+        "urllib3": "client-key-mismatch",
         "grpc": "grpc-credentials-refused",
     },
 }
 
 #: The reason the server records, explained from its side, when it is the one that refused.
-SERVER_SIDE = {"no client certificate": "client-certificate-missing", "client certificate from another CA": "client-ca-not-trusted"}
+SERVER_SIDE = {
+    "no client certificate": "client-certificate-missing",
+    "client certificate from another CA": "client-ca-not-trusted",
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +99,9 @@ def httpx_get(url: str, trust: Path, pair: Pair | None) -> None:
 def aiohttp_get(url: str, trust: Path, pair: Pair | None) -> None:
     async def get() -> None:
         async with aiohttp.ClientSession() as session:
-            async with session.get(url, ssl=context_for(trust, pair), timeout=aiohttp.ClientTimeout(total=5)) as response:
+            async with session.get(
+                url, ssl=context_for(trust, pair), timeout=aiohttp.ClientTimeout(total=5)
+            ) as response:
                 await response.read()
 
     asyncio.run(get())
@@ -113,7 +134,8 @@ def grpc_server(lab: CatalogLab, certificate: Pair) -> GrpcServer:
     )
     credentials = grpc.ssl_server_credentials(
         [(certificate[1].read_bytes(), certificate[0].read_bytes())],
-        root_certificates=lab.ca_file.read_bytes(), require_client_auth=True,
+        root_certificates=lab.ca_file.read_bytes(),
+        require_client_auth=True,
     )
     return GrpcServer([handler], credentials, name=None).start()
 
@@ -130,7 +152,9 @@ def started() -> Iterator[list[Any]]:
 @pytest.mark.parametrize("stack", list(CLIENTS))
 def test_explain_names_the_cause(stack: str, failure: str, lab: CatalogLab, started: list[Any]) -> None:
     server_certificate, trust, pair = FAILURES[failure](lab)
-    server = grpc_server(lab, server_certificate) if stack == "grpc" else https_server(lab, server_certificate)
+    server = (
+        grpc_server(lab, server_certificate) if stack == "grpc" else https_server(lab, server_certificate)
+    )
     started.append(server)
     before = 0 if stack == "grpc" else len(server.rejections)
     with pytest.raises(Exception) as caught:  # noqa: PT011 (each stack raises its own kind, checked below)

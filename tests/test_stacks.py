@@ -98,7 +98,13 @@ def uvicorn_config(app: Any, paths: LabPaths | None, **options: Any) -> Any:
             "ssl_ca_certs": str(paths.ca_cert),
         }
     return uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", http=with_tls_extension(H11Protocol), **tls, **options
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        http=with_tls_extension(H11Protocol),
+        **tls,
+        **options,
     )
 
 
@@ -115,7 +121,9 @@ def test_uvicorn_default_serves_a_client_without_a_certificate(lab_pki: LabPaths
     seen: list[dict[str, Any]] = []
     server = UvicornServer(uvicorn_config(greeting_app(seen), lab_pki), name=None).start()
     started.append(server)
-    with httpx.Client(verify=client_context(lab_pki, certificate=False), trust_env=False, timeout=5) as client:
+    with httpx.Client(
+        verify=client_context(lab_pki, certificate=False), trust_env=False, timeout=5
+    ) as client:
         response = client.get(server.url)
     assert response.status_code == 200 and response.text == "Hello, whoever you are\n"
     # With the default the server does not even ask: alice's certificate stays on her side.
@@ -125,12 +133,16 @@ def test_uvicorn_default_serves_a_client_without_a_certificate(lab_pki: LabPaths
     assert [extension["client_cert_chain"] for extension in seen] == [[], []]
 
 
-def test_uvicorn_with_cert_required_refuses_a_client_without_a_certificate(lab_pki: LabPaths, started: list[Any]) -> None:
+def test_uvicorn_with_cert_required_refuses_a_client_without_a_certificate(
+    lab_pki: LabPaths, started: list[Any]
+) -> None:
     seen: list[dict[str, Any]] = []
     config = uvicorn_config(greeting_app(seen), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED)
     server = UvicornServer(config, name=None).start()
     started.append(server)
-    with httpx.Client(verify=client_context(lab_pki, certificate=False), trust_env=False, timeout=5) as client:
+    with httpx.Client(
+        verify=client_context(lab_pki, certificate=False), trust_env=False, timeout=5
+    ) as client:
         with pytest.raises(httpx.HTTPError) as refused:
             client.get(server.url)
     assert explain(refused.value).key in REFUSED_WITHOUT_CERTIFICATE
@@ -143,9 +155,13 @@ def test_uvicorn_with_cert_required_refuses_a_client_without_a_certificate(lab_p
 def test_uvicorn_httpx_client_that_does_not_trust_the_lab_ca(
     lab_pki: LabPaths, other_pki: LabPaths, started: list[Any]
 ) -> None:
-    server = UvicornServer(uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED), name=None).start()
+    server = UvicornServer(
+        uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED), name=None
+    ).start()
     started.append(server)
-    with httpx.Client(verify=client_context(lab_pki, trust=other_pki.ca_cert), trust_env=False, timeout=5) as client:
+    with httpx.Client(
+        verify=client_context(lab_pki, trust=other_pki.ca_cert), trust_env=False, timeout=5
+    ) as client:
         with pytest.raises(httpx.ConnectError) as untrusted:
             client.get(server.url)
     explanation = explain(untrusted.value)
@@ -159,7 +175,9 @@ def test_tls_extension_holds_the_verified_chain_leaf_first(tmp_path: Path, start
     server = UvicornServer(config, name=None).start()
     started.append(server)
     context = ssl.create_default_context(cafile=str(paths.ca_cert))
-    context.load_cert_chain(str(paths.client_chain), str(paths.client_key))  # the client sends its intermediate
+    context.load_cert_chain(
+        str(paths.client_chain), str(paths.client_key)
+    )  # the client sends its intermediate
     with httpx.Client(verify=context, trust_env=False, timeout=5) as client:
         extension = client.get(server.url + "tls").json()
     chain = [x509.load_pem_x509_certificate(pem.encode()) for pem in extension["client_cert_chain"]]
@@ -180,7 +198,9 @@ def test_tls_extension_holds_the_verified_chain_leaf_first(tmp_path: Path, start
 
 
 def test_tls_extension_numbers_over_tls_1_2(lab_pki: LabPaths, started: list[Any]) -> None:
-    server = UvicornServer(uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED), name=None).start()
+    server = UvicornServer(
+        uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED), name=None
+    ).start()
     started.append(server)
     context = client_context(lab_pki)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -201,7 +221,9 @@ def test_tls_extension_is_absent_over_plain_http(started: list[Any]) -> None:
 
 def test_uvicorn_server_stops_and_leaves_nothing_behind(lab_pki: LabPaths) -> None:
     threads_before = {thread.name for thread in threading.enumerate()}
-    server = UvicornServer(uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED), name=None).start()
+    server = UvicornServer(
+        uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED), name=None
+    ).start()
     port = server.port
     client = httpx.Client(verify=client_context(lab_pki), trust_env=False, timeout=5)
     assert client.get(server.url).status_code == 200  # a keep-alive connection stays open
@@ -300,8 +322,12 @@ def test_urllib3_takes_an_encrypted_key_with_its_password(
 
     cert, key, password = encrypted_alice
     with urllib3.PoolManager(
-        ca_certs=str(lab_pki.ca_cert), cert_file=str(cert), key_file=str(key), key_password=password.decode(),
-        retries=False, timeout=5,
+        ca_certs=str(lab_pki.ca_cert),
+        cert_file=str(cert),
+        key_file=str(key),
+        key_password=password.decode(),
+        retries=False,
+        timeout=5,
     ) as pool:
         response = pool.request("GET", mtls_server.url)
     assert (response.status, response.data) == (200, b"Hello, alice\n")
@@ -320,12 +346,18 @@ def test_urllib3_takes_an_encrypted_key_with_its_password(
     assert mtls_server.wait_for_rejection(before, timeout=3).reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
 
 
-def test_urllib3_with_a_wrong_key_password(mtls_server: MTLSServer, lab_pki: LabPaths, encrypted_alice: tuple[Path, Path, bytes]) -> None:
+def test_urllib3_with_a_wrong_key_password(
+    mtls_server: MTLSServer, lab_pki: LabPaths, encrypted_alice: tuple[Path, Path, bytes]
+) -> None:
     import urllib3
 
     cert, key, _ = encrypted_alice
     with urllib3.PoolManager(
-        ca_certs=str(lab_pki.ca_cert), cert_file=str(cert), key_file=str(key), key_password="not it", retries=False,
+        ca_certs=str(lab_pki.ca_cert),
+        cert_file=str(cert),
+        key_file=str(key),
+        key_password="not it",
+        retries=False,
         timeout=5,
     ) as pool:
         with pytest.raises(urllib3.exceptions.SSLError):
@@ -366,8 +398,12 @@ def test_requests_through_an_adapter_with_its_own_context(
 
 def test_httpx_cert_argument_is_deprecated(lab_pki: LabPaths, mtls_server: MTLSServer) -> None:
     context = ssl.create_default_context(cafile=str(lab_pki.ca_cert))
-    with pytest.warns(DeprecationWarning, match=r"`cert=\.\.\.` is deprecated\. Use `verify=<ssl_context>` instead"):
-        client = httpx.Client(verify=context, cert=(str(lab_pki.client_cert), str(lab_pki.client_key)), trust_env=False)
+    with pytest.warns(
+        DeprecationWarning, match=r"`cert=\.\.\.` is deprecated\. Use `verify=<ssl_context>` instead"
+    ):
+        client = httpx.Client(
+            verify=context, cert=(str(lab_pki.client_cert), str(lab_pki.client_key)), trust_env=False
+        )
     with client:
         assert client.get(mtls_server.url).text == "Hello, alice\n"  # deprecated, and still working
     with warnings.catch_warnings():
@@ -385,12 +421,16 @@ def greeter(calls: list[dict[str, list[bytes]]]) -> Any:
         calls.append(identity)
         return b"Hello, " + identity["x509_common_name"][0] + b": " + request
 
-    return grpc.method_handlers_generic_handler("lab.Greeter", {"Greet": grpc.unary_unary_rpc_method_handler(greet)})
+    return grpc.method_handlers_generic_handler(
+        "lab.Greeter", {"Greet": grpc.unary_unary_rpc_method_handler(greet)}
+    )
 
 
 def grpc_server(paths: LabPaths, calls: list[dict[str, list[bytes]]]) -> GrpcServer:
     credentials = grpc.ssl_server_credentials(
-        [(read(paths.server_key), read(paths.server_cert))], root_certificates=read(paths.ca_cert), require_client_auth=True
+        [(read(paths.server_key), read(paths.server_cert))],
+        root_certificates=read(paths.ca_cert),
+        require_client_auth=True,
     )
     return GrpcServer([greeter(calls)], credentials, name=None).start()
 
@@ -400,11 +440,15 @@ def grpc_call(target: str, credentials: Any) -> bytes:
         return channel.unary_unary("/lab.Greeter/Greet")(b"hi", timeout=5)
 
 
-def test_grpc_three_calls_and_the_identity(lab_pki: LabPaths, other_pki: LabPaths, started: list[Any]) -> None:
+def test_grpc_three_calls_and_the_identity(
+    lab_pki: LabPaths, other_pki: LabPaths, started: list[Any]
+) -> None:
     calls: list[dict[str, list[bytes]]] = []
     server = grpc_server(lab_pki, calls)
     started.append(server)
-    alice = grpc.ssl_channel_credentials(read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert))
+    alice = grpc.ssl_channel_credentials(
+        read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert)
+    )
     assert grpc_call(server.target, alice) == b"Hello, alice: hi"
     identity = calls[0]
     assert identity["x509_common_name"] == [b"alice"]
@@ -414,7 +458,9 @@ def test_grpc_three_calls_and_the_identity(lab_pki: LabPaths, other_pki: LabPath
         lab_pki.client_cert.read_bytes()
     )
 
-    untrusting = grpc.ssl_channel_credentials(read(other_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert))
+    untrusting = grpc.ssl_channel_credentials(
+        read(other_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert)
+    )
     with pytest.raises(grpc.RpcError) as untrusted:
         grpc_call(server.target, untrusting)
     assert untrusted.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -434,7 +480,9 @@ def test_grpc_server_stops_and_leaves_nothing_behind(lab_pki: LabPaths) -> None:
     threads_before = {thread.name for thread in threading.enumerate()}
     server = grpc_server(lab_pki, [])
     port = server.port
-    alice = grpc.ssl_channel_credentials(read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert))
+    alice = grpc.ssl_channel_credentials(
+        read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert)
+    )
     assert grpc_call(server.target, alice).startswith(b"Hello, alice")
     server.stop()
     assert_stopped(server, port, threads_before)
@@ -447,7 +495,9 @@ def test_grpc_channel_uses_the_lowercase_proxy_variable_unless_told_not_to(
     server = grpc_server(lab_pki, [])
     started.append(server)
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
-    alice = grpc.ssl_channel_credentials(read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert))
+    alice = grpc.ssl_channel_credentials(
+        read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert)
+    )
     with grpc.secure_channel(server.target, alice) as channel:
         with pytest.raises(grpc.RpcError) as through_proxy:
             channel.unary_unary("/lab.Greeter/Greet")(b"hi", timeout=5)
@@ -461,16 +511,24 @@ def test_servers_refuse_a_public_address(lab_pki: LabPaths) -> None:
     with pytest.raises(LabError, match="loopback"):
         AiohttpServer(web.Application(), ssl_context=None, host="0.0.0.0")
     with pytest.raises(LabError, match="loopback"):
-        GrpcServer([], grpc.ssl_server_credentials([(read(lab_pki.server_key), read(lab_pki.server_cert))]), host="192.0.2.1")
+        GrpcServer(
+            [],
+            grpc.ssl_server_credentials([(read(lab_pki.server_key), read(lab_pki.server_cert))]),
+            host="192.0.2.1",
+        )
 
 
 def test_stack_servers_import_their_library_only_when_they_start() -> None:
     import subprocess
     import sys
 
-    code = "import sys, lab_helpers; lab_helpers.UvicornServer; lab_helpers.GrpcServer; " \
-           "print(sorted(m for m in ('uvicorn', 'grpc', 'aiohttp', 'starlette') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    code = (
+        "import sys, lab_helpers; lab_helpers.UvicornServer; lab_helpers.GrpcServer; "
+        "print(sorted(m for m in ('uvicorn', 'grpc', 'aiohttp', 'starlette') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -482,13 +540,17 @@ def test_grpc_default_does_not_ask_for_a_client_certificate(lab_pki: LabPaths, s
         calls.append(context.auth_context())
         return b"served"
 
-    handler = grpc.method_handlers_generic_handler("lab.Greeter", {"Greet": grpc.unary_unary_rpc_method_handler(greet)})
+    handler = grpc.method_handlers_generic_handler(
+        "lab.Greeter", {"Greet": grpc.unary_unary_rpc_method_handler(greet)}
+    )
     lenient = grpc.ssl_server_credentials(
         [(read(lab_pki.server_key), read(lab_pki.server_cert))], root_certificates=read(lab_pki.ca_cert)
     )
     server = GrpcServer([handler], lenient, name=None).start()
     started.append(server)
     assert grpc_call(server.target, grpc.ssl_channel_credentials(read(lab_pki.ca_cert))) == b"served"
-    alice = grpc.ssl_channel_credentials(read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert))
+    alice = grpc.ssl_channel_credentials(
+        read(lab_pki.ca_cert), read(lab_pki.client_key), read(lab_pki.client_cert)
+    )
     assert grpc_call(server.target, alice) == b"served"
     assert all("x509_common_name" not in identity for identity in calls)

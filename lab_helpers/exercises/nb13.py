@@ -56,9 +56,10 @@ def _httpx_get(url: str, paths: LabPaths, pair: tuple[Path, Path] | None) -> tup
 def exercise_1(server: UvicornServer | None, *, paths: LabPaths) -> CheckResult:
     """13.1 A uvicorn server that answers with its client's URI, and refuses clients without a certificate."""
     c = Checker(
-        "13.1", "A uvicorn server that answers with its client's URI",
+        "13.1",
+        "A uvicorn server that answers with its client's URI",
         hint="uvicorn.Config(..., http=with_tls_extension(H11Protocol), ssl_cert_reqs=ssl.CERT_REQUIRED); in the "
-             "endpoint, identity_from_certificate(scope_client_certificate(request.scope)).uris[0].",
+        "endpoint, identity_from_certificate(scope_client_certificate(request.scope)).uris[0].",
     )
     if not_attempted(server):
         return c.not_attempted()
@@ -66,24 +67,39 @@ def exercise_1(server: UvicornServer | None, *, paths: LabPaths) -> CheckResult:
     if problem:
         return c.fail(problem)
     assert isinstance(server, UvicornServer)
-    c.require(server.name == "uvicorn-uri", "it runs under the name 'uvicorn-uri': a re-run of its cell replaces it",
-              f"it runs under the name {server.name!r}: name it 'uvicorn-uri', so that a re-run replaces it")
+    c.require(
+        server.name == "uvicorn-uri",
+        "it runs under the name 'uvicorn-uri': a re-run of its cell replaces it",
+        f"it runs under the name {server.name!r}: name it 'uvicorn-uri', so that a re-run replaces it",
+    )
     status, body = _httpx_get(server.url, paths, None)
-    c.require(status is None, f"a client without a certificate was refused ({body})",
-              f"a client without a certificate was answered {status} {body!r}: set ssl_cert_reqs=ssl.CERT_REQUIRED")
+    c.require(
+        status is None,
+        f"a client without a certificate was refused ({body})",
+        f"a client without a certificate was answered {status} {body!r}: set ssl_cert_reqs=ssl.CERT_REQUIRED",
+    )
     status, body = _httpx_get(server.url, paths, (paths.client_cert, paths.client_key))
-    c.require(status == 200 and body.strip() == ALICE_URI, f"alice was answered with her URI, {ALICE_URI}",
-              f"alice got {status} {body.strip()!r}, expected {ALICE_URI}"
-              + ("" if status is not None else " (her request failed: is the server's http= the with_tls_extension class?)"))
+    c.require(
+        status == 200 and body.strip() == ALICE_URI,
+        f"alice was answered with her URI, {ALICE_URI}",
+        f"alice got {status} {body.strip()!r}, expected {ALICE_URI}"
+        + (
+            ""
+            if status is not None
+            else " (her request failed: is the server's http= the with_tls_extension class?)"
+        ),
+    )
     ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
     carol_uri = "spiffe://lab.example/user/carol"
     with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
         carol = _saved(ca.issue_client_certificate("carol"), Path(folder), "carol")
         status, body = _httpx_get(server.url, paths, carol)
-    c.require(status == 200 and body.strip() == carol_uri,
-              f"a client the check made on the spot was answered with its own URI, {carol_uri}",
-              f"a client the check made on the spot, {carol_uri}, got {status} {body.strip()!r}: read the URI "
-              "from the request's certificate, not from a constant")
+    c.require(
+        status == 200 and body.strip() == carol_uri,
+        f"a client the check made on the spot was answered with its own URI, {carol_uri}",
+        f"a client the check made on the spot, {carol_uri}, got {status} {body.strip()!r}: read the URI "
+        "from the request's certificate, not from a constant",
+    )
     return c.result()
 
 
@@ -103,9 +119,10 @@ def _grpc_call(target: str, paths: LabPaths, pair: tuple[Path, Path] | None) -> 
 def exercise_2(server: GrpcServer | None, *, paths: LabPaths) -> CheckResult:
     """13.2 A gRPC method for alice only: decided on the SAN URI, refused with PERMISSION_DENIED."""
     c = Checker(
-        "13.2", "A gRPC method for alice only",
+        "13.2",
+        "A gRPC method for alice only",
         hint="In the handler: uris = context.auth_context().get('x509_subject_alternative_name', []); if it is not "
-             "[ALICE.encode()], context.abort(grpc.StatusCode.PERMISSION_DENIED, '...'); keep require_client_auth=True.",
+        "[ALICE.encode()], context.abort(grpc.StatusCode.PERMISSION_DENIED, '...'); keep require_client_auth=True.",
     )
     if not_attempted(server):
         return c.not_attempted()
@@ -116,27 +133,39 @@ def exercise_2(server: GrpcServer | None, *, paths: LabPaths) -> CheckResult:
     import grpc
 
     code, reply = _grpc_call(server.target, paths, (paths.client_cert, paths.client_key))
-    c.require(code is None and reply == b"Hello, alice", "alice was answered b'Hello, alice'",
-              f"alice got {code.name if code else 'the reply'} {reply!r}, expected b'Hello, alice'")
+    c.require(
+        code is None and reply == b"Hello, alice",
+        "alice was answered b'Hello, alice'",
+        f"alice got {code.name if code else 'the reply'} {reply!r}, expected b'Hello, alice'",
+    )
     code, reply = _grpc_call(server.target, paths, None)
-    c.require(code == grpc.StatusCode.UNAVAILABLE,
-              "a client without a certificate was refused during the handshake (UNAVAILABLE)",
-              f"a client without a certificate got {code.name if code else repr(reply)}: "
-              "pass require_client_auth=True to ssl_server_credentials")
+    c.require(
+        code == grpc.StatusCode.UNAVAILABLE,
+        "a client without a certificate was refused during the handshake (UNAVAILABLE)",
+        f"a client without a certificate got {code.name if code else repr(reply)}: "
+        "pass require_client_auth=True to ssl_server_credentials",
+    )
     ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
     with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
         bob = _saved(ca.issue_client_certificate("bob"), Path(folder), "bob")
         impostor = _saved(
-            ca.issue_client_certificate("alice", names=["spiffe://lab.example/user/mallory"]), Path(folder), "impostor"
+            ca.issue_client_certificate("alice", names=["spiffe://lab.example/user/mallory"]),
+            Path(folder),
+            "impostor",
         )
         bob_code, bob_reply = _grpc_call(server.target, paths, bob)
         impostor_code, impostor_reply = _grpc_call(server.target, paths, impostor)
-    c.require(bob_code == grpc.StatusCode.PERMISSION_DENIED, "bob was refused with PERMISSION_DENIED",
-              f"bob got {bob_code.name if bob_code else repr(bob_reply)}, expected PERMISSION_DENIED "
-              "(context.abort(grpc.StatusCode.PERMISSION_DENIED, ...))")
-    c.require(impostor_code == grpc.StatusCode.PERMISSION_DENIED,
-              "a client with commonName alice and another URI was refused: the decision reads the URI",
-              f"a client with commonName alice and URI spiffe://lab.example/user/mallory got "
-              f"{impostor_code.name if impostor_code else repr(impostor_reply)}: decide on "
-              "x509_subject_alternative_name, not x509_common_name")
+    c.require(
+        bob_code == grpc.StatusCode.PERMISSION_DENIED,
+        "bob was refused with PERMISSION_DENIED",
+        f"bob got {bob_code.name if bob_code else repr(bob_reply)}, expected PERMISSION_DENIED "
+        "(context.abort(grpc.StatusCode.PERMISSION_DENIED, ...))",
+    )
+    c.require(
+        impostor_code == grpc.StatusCode.PERMISSION_DENIED,
+        "a client with commonName alice and another URI was refused: the decision reads the URI",
+        f"a client with commonName alice and URI spiffe://lab.example/user/mallory got "
+        f"{impostor_code.name if impostor_code else repr(impostor_reply)}: decide on "
+        "x509_subject_alternative_name, not x509_common_name",
+    )
     return c.result()
