@@ -19,6 +19,9 @@ Each name lives in a small module:
 - ``nginx``: a real nginx run from the lab folder (notebook 14)
 - ``backend``: the application behind a proxy, on a thread
 - ``forwarded``: the client certificate in a header: RFC 9440's ``Client-Cert`` and nginx's form
+- ``stack_servers``: real uvicorn, aiohttp and gRPC servers on a thread (notebook 13)
+- ``asgi_tls``: the ASGI TLS extension for uvicorn: the app learns its client's certificate
+- ``stack_errors``: ``explain()`` for httpx, aiohttp, urllib3 and gRPC errors
 
 Names are imported lazily, on first use: ``python -m lab_helpers pki`` then
 starts without loading ``requests``, and a notebook pays only for what it uses.
@@ -116,6 +119,13 @@ _EXPORTS = {
     "build_server_context": "server",
     "running_servers": "server",
     "temporary_environment": "environment",
+    "AiohttpServer": "stack_servers",
+    "GrpcServer": "stack_servers",
+    "UvicornServer": "stack_servers",
+    "running_stack_servers": "stack_servers",
+    "scope_client_certificate": "asgi_tls",
+    "tls_extension": "asgi_tls",
+    "with_tls_extension": "asgi_tls",
 }
 
 __version__ = "0.1.0"
@@ -197,6 +207,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     )
     from .server import LabRequestHandler, MTLSServer, Rejection, build_server_context, running_servers
     from .environment import temporary_environment
+    from .stack_servers import AiohttpServer, GrpcServer, UvicornServer, running_stack_servers
+    from .asgi_tls import scope_client_certificate, tls_extension, with_tls_extension
 
 
 def __getattr__(name: str) -> Any:

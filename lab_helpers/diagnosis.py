@@ -279,7 +279,9 @@ def _signals_of_exception(error: BaseException) -> list[str]:
     signals: list[str] = []
     chain = list(exception_chain(error))
     for item in chain:
-        if isinstance(item, ssl.SSLCertVerificationError) and item.verify_message:
+        # getattr: aiohttp's ClientConnectorCertificateError is an SSLCertVerificationError by
+        # inheritance but has no verify_message; the real one from ssl follows it in the chain.
+        if isinstance(item, ssl.SSLCertVerificationError) and getattr(item, "verify_message", None):
             signals.append(str(item.verify_message))
     for item in chain:
         reason = getattr(item, "reason", None)
@@ -324,6 +326,11 @@ def explain(failure: BaseException | object | str) -> Explanation:
             f"a certificate for {name_text(failure, 'subject')[0] or '(empty subject)'}", recognised=False,
         )  # fmt: skip
     if isinstance(failure, BaseException):
+        from .stack_errors import explain_in_stack  # httpx, aiohttp, urllib3, gRPC: their words, their fixes
+
+        in_stack = explain_in_stack(failure)
+        if in_stack is not None:
+            return in_stack
         if isinstance(failure, LabError) and not _match([type(failure).__name__]):
             return Explanation("lab-error", "The lab refused the input.", str(failure), "See the message.", str(failure))
         signals = _signals_of_exception(failure)

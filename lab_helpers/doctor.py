@@ -36,7 +36,10 @@ TLS_VARIABLES = {
 }
 
 MINIMUM_VERSIONS = {"cryptography": (43,), "requests": (2, 32)}
-PACKAGES = ("cryptography", "requests", "urllib3", "certifi", "jupyterlab", "ipykernel", "nbval", "pytest", "matplotlib")
+PACKAGES = (
+    "cryptography", "requests", "urllib3", "certifi", "jupyterlab", "ipykernel", "nbval", "pytest", "matplotlib",
+    "uvicorn", "starlette", "httpx", "aiohttp", "grpcio",  # notebook 13
+)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -40,7 +40,9 @@ def innermost_tls_error(error: BaseException) -> BaseException:
     """The deepest ``ssl``/``OSError`` in the chain (the one that says what really happened)."""
     found = error
     for item in exception_chain(error):
-        if isinstance(item, ssl.SSLCertVerificationError):
+        # aiohttp's ClientConnectorCertificateError is an SSLCertVerificationError by inheritance,
+        # without verify_message: the one ssl raised (which has it) comes later in the chain.
+        if isinstance(item, ssl.SSLCertVerificationError) and hasattr(item, "verify_message"):
             return item
         if isinstance(item, (ssl.SSLError, ConnectionError, TimeoutError)):
             found = item

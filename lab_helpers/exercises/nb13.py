@@ -1,0 +1,171 @@
+"""Checks for notebook 13, "Use mTLS in your own stack".
+
+Each check talks to the learner's server for real: without a certificate,
+as alice, and as clients it issues on the spot from the lab CA, so that an
+answer written into the code, or a decision on the wrong name, cannot pass.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..files import LabPaths, load_certificate_authority, save_certificate, save_private_key
+from ..pki import IssuedCertificate
+from ..stack_servers import BackgroundServer, GrpcServer, UvicornServer
+from . import Checker, CheckResult, not_attempted
+
+__all__ = ["exercise_1", "exercise_2"]
+
+ALICE_URI = "spiffe://lab.example/user/alice"
+NO_PROXY = [("grpc.enable_http_proxy", 0)]
+
+
+def _server_problem(server: object, variable: str, kind: type[BackgroundServer]) -> str | None:
+    if not isinstance(server, kind):
+        return f"{variable} should be the {kind.__name__} you started, not {type(server).__name__}"
+    if not server.running:
+        return f"{variable} is not running: start() it, and keep it running until the check has run"
+    return None
+
+
+def _saved(issued: IssuedCertificate, folder: Path, name: str) -> tuple[Path, Path]:
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    save_certificate(issued.certificate, cert)
+    save_private_key(issued.private_key, key)
+    return cert, key
+
+
+def _httpx_get(url: str, paths: LabPaths, pair: tuple[Path, Path] | None) -> tuple[int | None, str]:
+    """(status, body) of a GET, or (None, the error's class name) when it failed."""
+    import httpx
+
+    context = ssl.create_default_context(cafile=str(paths.ca_cert))
+    if pair is not None:
+        context.load_cert_chain(str(pair[0]), str(pair[1]))
+    try:
+        with httpx.Client(verify=context, trust_env=False, timeout=5) as client:
+            response = client.get(url)
+    except httpx.HTTPError as error:
+        return None, type(error).__name__
+    return response.status_code, response.text
+
+
+def exercise_1(server: UvicornServer | None, *, paths: LabPaths) -> CheckResult:
+    """13.1 A uvicorn server that answers with its client's URI, and refuses clients without a certificate."""
+    c = Checker(
+        "13.1",
+        "A uvicorn server that answers with its client's URI",
+        hint="uvicorn.Config(..., http=with_tls_extension(H11Protocol), ssl_cert_reqs=ssl.CERT_REQUIRED); in the "
+        "endpoint, identity_from_certificate(scope_client_certificate(request.scope)).uris[0].",
+    )
+    if not_attempted(server):
+        return c.not_attempted()
+    problem = _server_problem(server, "uri_server", UvicornServer)
+    if problem:
+        return c.fail(problem)
+    assert isinstance(server, UvicornServer)
+    c.require(
+        server.name == "uvicorn-uri",
+        "it runs under the name 'uvicorn-uri': a re-run of its cell replaces it",
+        f"it runs under the name {server.name!r}: name it 'uvicorn-uri', so that a re-run replaces it",
+    )
+    status, body = _httpx_get(server.url, paths, None)
+    c.require(
+        status is None,
+        f"a client without a certificate was refused ({body})",
+        f"a client without a certificate was answered {status} {body!r}: set ssl_cert_reqs=ssl.CERT_REQUIRED",
+    )
+    status, body = _httpx_get(server.url, paths, (paths.client_cert, paths.client_key))
+    c.require(
+        status == 200 and body.strip() == ALICE_URI,
+        f"alice was answered with her URI, {ALICE_URI}",
+        f"alice got {status} {body.strip()!r}, expected {ALICE_URI}"
+        + (
+            ""
+            if status is not None
+            else " (her request failed: is the server's http= the with_tls_extension class?)"
+        ),
+    )
+    ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
+    carol_uri = "spiffe://lab.example/user/carol"
+    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
+        carol = _saved(ca.issue_client_certificate("carol"), Path(folder), "carol")
+        status, body = _httpx_get(server.url, paths, carol)
+    c.require(
+        status == 200 and body.strip() == carol_uri,
+        f"a client the check made on the spot was answered with its own URI, {carol_uri}",
+        f"a client the check made on the spot, {carol_uri}, got {status} {body.strip()!r}: read the URI "
+        "from the request's certificate, not from a constant",
+    )
+    return c.result()
+
+
+def _grpc_call(target: str, paths: LabPaths, pair: tuple[Path, Path] | None) -> tuple[Any, bytes | str]:
+    """(None, reply) of a call to /lab.Greeter/Greet, or (status code, details) when it failed."""
+    import grpc
+
+    keys = {"private_key": pair[1].read_bytes(), "certificate_chain": pair[0].read_bytes()} if pair else {}
+    credentials = grpc.ssl_channel_credentials(paths.ca_cert.read_bytes(), **keys)
+    with grpc.secure_channel(target, credentials, options=NO_PROXY) as channel:
+        try:
+            return None, channel.unary_unary("/lab.Greeter/Greet")(b"hi", timeout=5)
+        except grpc.RpcError as error:
+            return error.code(), str(error.details())
+
+
+def exercise_2(server: GrpcServer | None, *, paths: LabPaths) -> CheckResult:
+    """13.2 A gRPC method for alice only: decided on the SAN URI, refused with PERMISSION_DENIED."""
+    c = Checker(
+        "13.2",
+        "A gRPC method for alice only",
+        hint="In the handler: uris = context.auth_context().get('x509_subject_alternative_name', []); if it is not "
+        "[ALICE.encode()], context.abort(grpc.StatusCode.PERMISSION_DENIED, '...'); keep require_client_auth=True.",
+    )
+    if not_attempted(server):
+        return c.not_attempted()
+    problem = _server_problem(server, "alice_only_server", GrpcServer)
+    if problem:
+        return c.fail(problem)
+    assert isinstance(server, GrpcServer)
+    import grpc
+
+    code, reply = _grpc_call(server.target, paths, (paths.client_cert, paths.client_key))
+    c.require(
+        code is None and reply == b"Hello, alice",
+        "alice was answered b'Hello, alice'",
+        f"alice got {code.name if code else 'the reply'} {reply!r}, expected b'Hello, alice'",
+    )
+    code, reply = _grpc_call(server.target, paths, None)
+    c.require(
+        code == grpc.StatusCode.UNAVAILABLE,
+        "a client without a certificate was refused during the handshake (UNAVAILABLE)",
+        f"a client without a certificate got {code.name if code else repr(reply)}: "
+        "pass require_client_auth=True to ssl_server_credentials",
+    )
+    ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
+    with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
+        bob = _saved(ca.issue_client_certificate("bob"), Path(folder), "bob")
+        impostor = _saved(
+            ca.issue_client_certificate("alice", names=["spiffe://lab.example/user/mallory"]),
+            Path(folder),
+            "impostor",
+        )
+        bob_code, bob_reply = _grpc_call(server.target, paths, bob)
+        impostor_code, impostor_reply = _grpc_call(server.target, paths, impostor)
+    c.require(
+        bob_code == grpc.StatusCode.PERMISSION_DENIED,
+        "bob was refused with PERMISSION_DENIED",
+        f"bob got {bob_code.name if bob_code else repr(bob_reply)}, expected PERMISSION_DENIED "
+        "(context.abort(grpc.StatusCode.PERMISSION_DENIED, ...))",
+    )
+    c.require(
+        impostor_code == grpc.StatusCode.PERMISSION_DENIED,
+        "a client with commonName alice and another URI was refused: the decision reads the URI",
+        f"a client with commonName alice and URI spiffe://lab.example/user/mallory got "
+        f"{impostor_code.name if impostor_code else repr(impostor_reply)}: decide on "
+        "x509_subject_alternative_name, not x509_common_name",
+    )
+    return c.result()
