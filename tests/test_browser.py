@@ -82,38 +82,51 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings.mkdir(parents=True)
     # Render every cell, not only those scrolled into view, so all diagrams exist in the page.
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    token, port = secrets.token_hex(16), free_port()
+    token = secrets.token_hex(16)
     environment = dict(os.environ, MTLS_LAB_DIR=str(tmp_path / "lab-files"))
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
-            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workspace}",
-            # A new learner's own settings and workspaces: empty folders. What the course ships
-            # comes from the venv (share/jupyter/lab/settings/overrides.d), as on a learner's machine.
-            f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
-            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-            "--ServerApp.allow_root=True",  # CI runs as root in its sandbox
-        ],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a learner's proxy must not intercept loopback
+    server, port = None, 0
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # bounded wait for the server to answer
-            try:
-                direct.open(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+        # free_port() releases the port before JupyterLab binds it, and another process may take it in
+        # between (the race notebook kernels avoid with IPC). With port_retries=0 JupyterLab then exits
+        # at once instead of moving silently to another port: start it again on a new one.
+        for _attempt in range(3):
+            port = free_port()
+            server = subprocess.Popen(
+                [
+                    sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
+                    "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+                    f"--ServerApp.root_dir={workspace}",
+                    # A new learner's own settings and workspaces: empty folders. What the course ships
+                    # comes from the venv (share/jupyter/lab/settings/overrides.d), as on a learner's machine.
+                    f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+                    f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+                    "--ServerApp.allow_root=True",  # CI runs as root in its sandbox
+                ],
+                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and server.poll() is None:  # bounded wait for it to answer
+                try:
+                    direct.open(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            else:
+                if server.poll() is None:
+                    pytest.fail("JupyterLab did not start within 60 s")
+                continue  # it exited: its port was taken in between
+            break
         else:
-            pytest.fail("JupyterLab did not start within 60 s")
+            pytest.fail("JupyterLab exited three times at start: no free port it could keep")
         yield f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK}?token={token}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server is not None and server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def test_notebook_06_runs_in_a_real_browser(jupyterlab: str) -> None:
