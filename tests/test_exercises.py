@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from lab_helpers import check
-from lab_helpers.exercises import Checker, CheckResult, not_attempted, strict_mode
+from lab_helpers.exercises import Checker, CheckResult, not_attempted, strict_mode, to_html
 from lab_helpers.exercises.derive import EXERCISE_TAG, SOLUTION_TAG, derive_exercise, exercise_path, solution_notebooks, sync
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,3 +84,48 @@ def test_a_check_is_quiet_until_attempted_and_strict_in_the_solutions(monkeypatc
 def test_unknown_checks_say_so() -> None:
     with pytest.raises(AttributeError, match="no check for exercise 99.9"):
         getattr(check, "exercise_99_9")
+
+
+def test_the_hint_shows_after_a_failed_attempt_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run All executes every check cell: a hint in the "not attempted yet" box would answer before the learner tried."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
+
+    def checker() -> Checker:
+        return Checker("0.0", "example", hint="Which step made the CA?")
+
+    waiting = checker().not_attempted()
+    assert "Hint" not in str(waiting) and "Hint" not in waiting._repr_html_()
+    wrong = checker()
+    wrong.require(False, "right", "missing: the thing")
+    assert "Hint: Which step made the CA?" in str(wrong.result())
+    assert "<b>Hint:</b> Which step made the CA?" in wrong.result()._repr_html_()
+    right = checker()
+    right.require(True, "right", "missing")
+    assert "Hint" not in str(right.result()) and "Hint" not in right.result()._repr_html_()
+
+
+def test_markdown_in_messages_becomes_html_and_stays_plain_in_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
+    checker = Checker("1.2", "The *first* root", hint="Look at `found`.")
+    checker.require(False, "", "the root whose validity *starts* first; look inside `with mock.patch.dict(os.environ):`")
+    result = checker.result()
+    page = result._repr_html_()
+    assert "<em>starts</em>" in page and "<code>with mock.patch.dict(os.environ):</code>" in page
+    assert "<code>found</code>" in page and "The <em>first</em> root" in page
+    assert "`" not in page and "*starts*" not in page
+    assert "*starts*" in str(result) and "`found`" in str(result)  # the text form keeps what was written
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a <b> & `x < y`", "a &lt;b&gt; &amp; <code>x &lt; y</code>"),  # escaped, inside code too
+        ("curl --noproxy '*' and '*'", "curl --noproxy '*' and '*'"),  # lone stars are not emphasis
+        ("2*3*4 and **bold**", "2*3*4 and **bold**"),
+        ("`a*b*c` then *d e*", "<code>a*b*c</code> then <em>d e</em>"),  # no emphasis inside code
+    ],
+)
+def test_to_html_reads_only_real_markup(text: str, expected: str) -> None:
+    assert to_html(text) == expected
