@@ -81,6 +81,7 @@ _EXPORTS = {
     "lab_session": "client",
     "CertificateDescription": "summary",
     "describe": "summary",
+    "creation_profile": "summary",
     "KeyMismatchError": "errors",
     "KeyPasswordError": "errors",
     "LabError": "errors",
@@ -116,6 +117,8 @@ _EXPORTS = {
     "build_server_context": "server",
     "running_servers": "server",
     "temporary_environment": "environment",
+    "purpose_name": "oid_names",
+    "signature_algorithm_name": "oid_names",
 }
 
 __version__ = "0.1.0"
@@ -161,7 +164,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .client import TLSVersionAdapter
     from .diagnosis import Explanation, explain
     from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
-    from .summary import CertificateDescription, describe
+    from .summary import CertificateDescription, creation_profile, describe
     from .errors import (
         KeyMismatchError,
         KeyPasswordError,
@@ -197,6 +200,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     )
     from .server import LabRequestHandler, MTLSServer, Rejection, build_server_context, running_servers
     from .environment import temporary_environment
+    from .oid_names import purpose_name, signature_algorithm_name
 
 
 def __getattr__(name: str) -> Any:
