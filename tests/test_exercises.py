@@ -129,3 +129,41 @@ def test_markdown_in_messages_becomes_html_and_stays_plain_in_text(monkeypatch: 
 )
 def test_to_html_reads_only_real_markup(text: str, expected: str) -> None:
     assert to_html(text) == expected
+
+
+#: Every check of notebooks 00 to 06, called before any attempt (the hint is kept on the result even then).
+EARLY_CHECKS = {
+    "0.1": lambda: check.exercise_00_1(None, None, watched=[], lab_ca_file="ca.crt"),
+    "0.2": lambda: check.exercise_00_2(None),
+    "0.3": lambda: check.exercise_00_3(None),
+    "1.1": lambda: check.exercise_01_1(None, None, roots=[]),
+    "1.2": lambda: check.exercise_01_2(None, None, roots=[]),
+    "1.3": lambda: check.exercise_01_3(None, roots=[]),
+    "2.1": lambda: check.exercise_02_1(None, None),
+    "2.2": lambda: check.exercise_02_2(None, None, None),
+    "2.3": lambda: check.exercise_02_3(None, None, ca_key=None),
+    "3.1": lambda: check.exercise_03_1(None, ca_certificate=None),
+    "3.2": lambda: check.exercise_03_2(None, original_csr=None, ca=None),
+    "3.3": lambda: check.exercise_03_3(None, None, ca_certificate=None),
+    "4.1": lambda: check.exercise_04_1(None, None, ca=None),
+    "4.2": lambda: check.exercise_04_2(None, None, ca=None),
+    "4.3": lambda: check.exercise_04_3(None, None, None, ca=None),
+    "4.4": lambda: check.exercise_04_4(None, None, client_certificate=None, ca_certificate=None),
+    "5.1": lambda: check.exercise_05_1(None, paths=None),
+    "5.2": lambda: check.exercise_05_2(None, paths=None),
+    "6.1": lambda: check.exercise_06_1(None, server=None, paths=None),
+    "6.2": lambda: check.exercise_06_2(None, None, server=None),
+    "6.3": lambda: check.exercise_06_3(None, paths=None),
+}
+ASSIGNMENT_OR_KEYWORD = re.compile(r"\w\s*=\s*[\w'\"\[(]")  # x = 1, password=b'...', names=[...]
+CALL_WITH_ARGUMENTS = re.compile(r"\w\([^)]*[\w'\"][^)]*\)")  # f(x), but not f() or f(...)
+
+
+@pytest.mark.parametrize("exercise", sorted(EARLY_CHECKS))
+def test_hints_of_the_core_notebooks_ask_or_point_and_hand_over_no_code(exercise: str) -> None:
+    result = EARLY_CHECKS[exercise]()
+    assert result.status == "not attempted yet" and "Hint" not in str(result)
+    hint = result.hint or ""
+    assert hint, "every exercise has a hint for the learner who tried"
+    assert not ASSIGNMENT_OR_KEYWORD.search(hint), f"the hint assigns or passes a value: {hint}"
+    assert not CALL_WITH_ARGUMENTS.search(hint), f"the hint writes a call: {hint}"

@@ -218,8 +218,9 @@ def exercise_2(outcome: Outcome | None, explanation: Explanation | None, *, serv
     """
     c = Checker(
         "6.2", "A certificate from another CA, explained",
-        hint="Pass server=server to attempt, so that the outcome carries what the server recorded; explain() takes "
-             "an exception or the server's reason. Which of the two is the same on every run?",
+        hint="An outcome carries what the server recorded only when attempt was told which server to read "
+             "(steps 3 to 5 did). explain() takes an exception or the server's reason: which of the two is the "
+             "same on every run?",
     )
     if not_attempted(outcome, explanation):
         return c.not_attempted()
