@@ -120,8 +120,9 @@ def parse_names(names: Iterable[str]) -> list[x509.GeneralName]:
     entries: list[x509.GeneralName] = []
     for name in names:
         if name.lower().startswith("mailto:"):
+            address = name.split(":", 1)[1]
             raise LabError(
-                f"{name!r}: an email entry in a certificate is the bare address, {name[len('mailto:'):]!r}, "
+                f"{name!r}: an email entry in a certificate is the bare address, {address!r}, "
                 "without mailto: (RFC 5280's rfc822Name). Write it that way."
             )
         try:
