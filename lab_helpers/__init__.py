@@ -82,6 +82,8 @@ _EXPORTS = {
     "CertificateDescription": "summary",
     "describe": "summary",
     "creation_profile": "summary",
+    "purpose_name": "oid_names",
+    "signature_algorithm_name": "oid_names",
     "KeyMismatchError": "errors",
     "KeyPasswordError": "errors",
     "LabError": "errors",
@@ -117,8 +119,6 @@ _EXPORTS = {
     "build_server_context": "server",
     "running_servers": "server",
     "temporary_environment": "environment",
-    "purpose_name": "oid_names",
-    "signature_algorithm_name": "oid_names",
 }
 
 __version__ = "0.1.0"
@@ -165,6 +165,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .diagnosis import Explanation, explain
     from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
     from .summary import CertificateDescription, creation_profile, describe
+    from .oid_names import purpose_name, signature_algorithm_name
     from .errors import (
         KeyMismatchError,
         KeyPasswordError,
@@ -200,7 +201,6 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     )
     from .server import LabRequestHandler, MTLSServer, Rejection, build_server_context, running_servers
     from .environment import temporary_environment
-    from .oid_names import purpose_name, signature_algorithm_name
 
 
 def __getattr__(name: str) -> Any:
