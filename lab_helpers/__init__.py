@@ -84,6 +84,9 @@ _EXPORTS = {
     "lab_session": "client",
     "CertificateDescription": "summary",
     "describe": "summary",
+    "creation_profile": "summary",
+    "purpose_name": "oid_names",
+    "signature_algorithm_name": "oid_names",
     "KeyMismatchError": "errors",
     "KeyPasswordError": "errors",
     "LabError": "errors",
@@ -171,7 +174,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .client import TLSVersionAdapter
     from .diagnosis import Explanation, explain
     from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
-    from .summary import CertificateDescription, describe
+    from .summary import CertificateDescription, creation_profile, describe
+    from .oid_names import purpose_name, signature_algorithm_name
     from .errors import (
         KeyMismatchError,
         KeyPasswordError,

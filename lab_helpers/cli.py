@@ -71,7 +71,8 @@ def _command_serve(args: argparse.Namespace) -> int:
     if crl:
         print(f"Checking client certificates against {crl}; changes to it are picked up without a restart.", flush=True)
     print(
-        f"Try: curl --cacert {paths.ca_cert} --cert {paths.client_cert_to_send} --key {paths.client_key} {server.url}",
+        f"Try: curl --noproxy '*' --cacert {paths.ca_cert} --cert {paths.client_cert_to_send} "
+        f"--key {paths.client_key} {server.url}",
         flush=True,
     )
     try:

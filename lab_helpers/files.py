@@ -19,11 +19,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Collection, Iterable, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from .errors import (
     KeyMismatchError,
@@ -177,7 +178,23 @@ def save_csr(csr: x509.CertificateSigningRequest, path: str | os.PathLike[str]) 
 def save_private_key(
     private_key: PrivateKey, path: str | os.PathLike[str], *, password: bytes | None = None
 ) -> Path:
-    """Save a key as PKCS#8 PEM, mode 0600; encrypted when ``password`` is given."""
+    """Save a key as PKCS#8 PEM, mode 0600; encrypted when ``password`` is given.
+
+    The password is checked before anything is written: text instead of bytes
+    would reach ``cryptography`` as a confusing ``ValueError``, and an empty
+    ``b""`` would silently write the key unencrypted.
+    """
+    if password is not None:
+        if not isinstance(password, bytes):
+            raise KeyPasswordError(
+                f"The password must be bytes, e.g. b'secret', not {type(password).__name__}: "
+                "write it with a b in front, or encode text with .encode()."
+            )
+        if not password:
+            raise KeyPasswordError(
+                "The password is empty, which would save the key unencrypted: give a real password, "
+                "or leave password out (None) to save it unencrypted on purpose."
+            )
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     )
@@ -402,18 +419,26 @@ def ensure_seed_pki(directory: str | os.PathLike[str] | None = None, *, key_type
 
 
 def ensure_certificate_authority(
-    directory: str | os.PathLike[str] | None = None, *, key_type: KeyType = "ec"
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    key_type: KeyType = "ec",
+    key_types: Collection[KeyType] | None = None,
 ) -> CertificateAuthority:
     """The lab CA from ``ca.crt``/``ca.key``, or a new one saved there when they are missing or unusable.
 
-    Unusable means: unreadable, not a CA, key not matching, or expiring within
-    a day. Notebooks 03 and 04 call this so that they keep the CA notebook 02
-    made, and still run on their own.
+    Unusable means: unreadable, not a CA, key not matching, expiring within
+    a day, or (when ``key_types`` is given) a key of another type than those
+    listed: ``cryptography``'s path validator, which notebooks 03 and 04 use,
+    accepts RSA and ECDSA keys only, so they pass ``key_types=("ec", "rsa")``.
+    A new CA gets a ``key_type`` key. Notebooks 03 and 04 call this so that
+    they keep the CA notebook 02 made, and still run on their own.
     """
     paths = LabPaths.in_dir(directory)
     try:
         ca = load_certificate_authority(paths.ca_cert, paths.ca_key)
-        if ca.certificate.not_valid_after_utc > _tomorrow():
+        if ca.certificate.not_valid_after_utc > _tomorrow() and (
+            key_types is None or _key_type(ca.private_key) in key_types
+        ):
             return ca
     except LabError:
         pass
@@ -421,6 +446,14 @@ def ensure_certificate_authority(
     save_private_key(ca.private_key, paths.ca_key)
     save_certificate(ca.certificate, paths.ca_cert)
     return ca
+
+
+def _key_type(private_key: PrivateKey) -> KeyType:
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return "rsa"
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return "ed25519"
+    return "ec"
 
 
 def _tomorrow() -> datetime.datetime:

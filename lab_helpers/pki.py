@@ -111,9 +111,20 @@ def key_matches_certificate(private_key: PrivateKey, certificate: x509.Certifica
 
 
 def parse_names(names: Iterable[str]) -> list[x509.GeneralName]:
-    """Turn strings into SAN entries: IP addresses, URIs (``scheme://``), emails, or DNS names."""
+    """Turn strings into SAN entries: IP addresses, URIs (``scheme://``), emails, or DNS names.
+
+    An email entry (an rfc822Name) is the bare address: ``mailto:bob@lab.example``
+    is refused with the form to use, rather than written into the certificate
+    as an address that no mail client or verifier would match.
+    """
     entries: list[x509.GeneralName] = []
     for name in names:
+        if name.lower().startswith("mailto:"):
+            address = name.split(":", 1)[1]
+            raise LabError(
+                f"{name!r}: an email entry in a certificate is the bare address, {address!r}, "
+                "without mailto: (RFC 5280's rfc822Name). Write it that way."
+            )
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
             continue

@@ -8,8 +8,10 @@ shown as usual (:mod:`lab_helpers.tolerant` reads the parts one by one).
 
 from __future__ import annotations
 
+import datetime
 import html
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from .errors import NotPEMError
 from .files import _parse_pem, load_certificate
 from .identity import fingerprint
+from .oid_names import signature_algorithm_name
 from .tolerant import ExtensionReading, name_text, names_equal, read_extensions, read_public_key
 
-__all__ = ["describe", "CertificateDescription", "describe_key"]
+__all__ = ["describe", "CertificateDescription", "describe_key", "creation_profile"]
 
 
 def describe_key(public_key: object) -> str:
@@ -173,10 +176,11 @@ def _extension_text(reading: ExtensionReading) -> str:
 
 
 #: Rows every description has, in this order, with the text when the extension is absent
-#: (None: no row at all, like ``openssl x509 -text``).
+#: (None: no row at all). An absent KeyUsage or ExtendedKeyUsage restricts nothing: RFC 5280
+#: reads it as "any use" and "any purpose", which is why the row says so.
 _FIXED_ROWS: tuple[tuple[type, str, str | None], ...] = (
     (x509.BasicConstraints, "BasicConstraints", "absent"),
-    (x509.KeyUsage, "KeyUsage", None),
+    (x509.KeyUsage, "KeyUsage", "absent (any use)"),
     (x509.ExtendedKeyUsage, "ExtendedKeyUsage", "absent (any purpose)"),
     (x509.SubjectAlternativeName, "SubjectAltName", "absent"),
 )
@@ -294,3 +298,49 @@ def _load_any(source: bytes | str | os.PathLike[str]) -> x509.Certificate:
                 f"{where} looks like DER but is not a certificate ({error}). Pass a certificate."
             ) from None
     return _parse_pem(data, where, "certificate", x509.load_pem_x509_certificate)
+
+
+def _extension_summary(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> str:
+    try:
+        extension = certificate.extensions.get_extension_for_class(kind)
+    except x509.ExtensionNotFound:
+        return "absent"
+    value = extension.value
+    if isinstance(value, x509.BasicConstraints):
+        text = _basic_constraints(value)
+    elif isinstance(value, x509.KeyUsage):
+        text = ", ".join(name for name in _KEY_USAGE_FLAGS if _key_usage_flag(value, name)) or "no flag on"
+    else:
+        text = "present"
+    return text + (", critical" if extension.critical else ", not critical")
+
+
+def creation_profile(
+    certificate: x509.Certificate, *, made_at: datetime.datetime, key_file: str | os.PathLike[str]
+) -> dict[str, str]:
+    """How a CA certificate and its key file were made, in a few comparable lines.
+
+    Notebook 02 puts its hand-built CA beside the one ``openssl req -x509``
+    makes: the key and signature, how many random bits the serial has, when
+    validity starts compared with ``made_at`` (an aware datetime: the moment
+    the certificate was made), its lifetime, the four extensions a CA needs
+    with their criticality ("absent" when missing), and how the key file
+    starts and which mode it has. The rows have the same keys for every
+    certificate, so two profiles make a table.
+    """
+    key_path = Path(key_file)
+    margin = round((made_at - certificate.not_valid_before_utc).total_seconds() / 60)
+    first_line = key_path.read_text(errors="replace").splitlines()[:1] or ["(empty file)"]
+    return {
+        "version": certificate.version.name,
+        "key": _key_text(certificate),
+        "signature": signature_algorithm_name(certificate),
+        "serial": f"{certificate.serial_number.bit_length()} bits",
+        "starts": f"{margin} min before it was made" if margin > 0 else "when it was made (no margin)",
+        "lifetime": f"{(certificate.not_valid_after_utc - certificate.not_valid_before_utc).days} days",
+        "BasicConstraints": _extension_summary(certificate, x509.BasicConstraints),
+        "KeyUsage": _extension_summary(certificate, x509.KeyUsage),
+        "SubjectKeyIdentifier": _extension_summary(certificate, x509.SubjectKeyIdentifier),
+        "AuthorityKeyIdentifier": _extension_summary(certificate, x509.AuthorityKeyIdentifier),
+        "key file": f"{first_line[0].strip('- ')}, mode {stat.S_IMODE(key_path.stat().st_mode):o}",
+    }

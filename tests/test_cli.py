@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -196,6 +198,22 @@ def test_serve_answers_and_stops_cleanly_on_a_signal(
     assert "Server stopped." in serve_process.output_after_exit()
     assert serve_process.process.stderr is not None
     assert "Traceback" not in serve_process.process.stderr.read()
+
+
+def test_the_serve_banners_curl_command_works_behind_a_proxy_variable(
+    serve_process: ServeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command the banner suggests is copied into terminals where HTTPS_PROXY is often set."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    command = shlex.split(serve_process.wait_for_line(re.compile(r"^Try: (curl .*)$")).group(1))
+    assert command[1:3] == ["--noproxy", "*"]
+    environment = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    environment.pop("NO_PROXY", None)
+    environment.pop("no_proxy", None)
+    result = subprocess.run([*command, "--silent", "--show-error", "--max-time", "10"], capture_output=True,
+                            text=True, env=environment, timeout=30)
+    assert (result.returncode, result.stdout) == (0, "Hello, alice\n"), result.stderr
 
 
 def test_serve_shows_a_rejected_client(serve_process: ServeProcess, lab_pki: LabPaths) -> None:

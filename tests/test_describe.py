@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import html
+import os
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -12,11 +15,13 @@ from lab_checks import build_certificate
 from lab_helpers import (
     CertificateAuthority,
     LabPaths,
+    creation_profile,
     describe,
     fingerprint,
     generate_private_key,
     identity_from_certificate,
     load_certificate,
+    save_private_key,
 )
 
 
@@ -66,7 +71,7 @@ def test_describe_says_absent_for_a_certificate_without_extensions() -> None:
     assert description["BasicConstraints"] == "absent"
     assert description["SubjectAltName"] == "absent"
     assert description["ExtendedKeyUsage"] == "absent (any purpose)"
-    assert "KeyUsage" not in dict(description.rows)
+    assert description["KeyUsage"] == "absent (any use)"  # listed like the other absent extensions
     assert "absent" in str(description) and "absent" in description._repr_html_()
 
 
@@ -106,3 +111,30 @@ def test_identity_without_a_common_name_falls_back_to_the_uri() -> None:
     assert identity.common_name is None and identity.name == "spiffe://lab.example/user/carol"
     # RFC 5280: with an empty subject the SAN must be critical.
     assert certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical is True
+
+
+def test_creation_profile_of_a_lab_root(tmp_path: Path) -> None:
+    made_at = datetime.datetime.now(datetime.timezone.utc)
+    ca = CertificateAuthority.create_root()
+    profile = creation_profile(ca.certificate, made_at=made_at, key_file=save_private_key(ca.private_key, tmp_path / "ca.key"))
+    assert profile["version"] == "v3" and profile["key"] == "ECDSA P-256" and profile["signature"] == "ecdsa-with-SHA256"
+    assert profile["starts"] == "5 min before it was made"
+    assert profile["lifetime"] in {"365 days", "364 days"}  # measured from a start five minutes back
+    assert profile["BasicConstraints"] == "CA:TRUE, critical"
+    assert profile["KeyUsage"] == "key_cert_sign, crl_sign, critical"
+    assert profile["SubjectKeyIdentifier"] == "present, not critical"
+    assert profile["AuthorityKeyIdentifier"] == "present, not critical"
+    expected_mode = "600" if os.name == "posix" else ""
+    assert profile["key file"].startswith("BEGIN PRIVATE KEY, mode " + expected_mode)
+
+
+def test_creation_profile_names_what_is_missing(tmp_path: Path) -> None:
+    """The negative twin: a bare certificate that starts the second it is made, with no extension at all."""
+    key = generate_private_key()
+    bare = build_certificate("example-ca", key.public_key(), "example-ca", key)
+    made_at = bare.not_valid_before_utc
+    profile = creation_profile(bare, made_at=made_at, key_file=save_private_key(key, tmp_path / "ca.key", password=b"pw"))
+    assert profile["starts"] == "when it was made (no margin)"
+    for row in ("BasicConstraints", "KeyUsage", "SubjectKeyIdentifier", "AuthorityKeyIdentifier"):
+        assert profile[row] == "absent", row
+    assert profile["key file"].startswith("BEGIN ENCRYPTED PRIVATE KEY, mode ")

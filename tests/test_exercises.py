@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from lab_helpers import check
-from lab_helpers.exercises import Checker, CheckResult, not_attempted, strict_mode
+from lab_helpers.exercises import Checker, CheckResult, not_attempted, strict_mode, to_html
 from lab_helpers.exercises.derive import EXERCISE_TAG, SOLUTION_TAG, derive_exercise, exercise_path, solution_notebooks, sync
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,3 +84,86 @@ def test_a_check_is_quiet_until_attempted_and_strict_in_the_solutions(monkeypatc
 def test_unknown_checks_say_so() -> None:
     with pytest.raises(AttributeError, match="no check for exercise 99.9"):
         getattr(check, "exercise_99_9")
+
+
+def test_the_hint_shows_after_a_failed_attempt_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run All executes every check cell: a hint in the "not attempted yet" box would answer before the learner tried."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
+
+    def checker() -> Checker:
+        return Checker("0.0", "example", hint="Which step made the CA?")
+
+    waiting = checker().not_attempted()
+    assert "Hint" not in str(waiting) and "Hint" not in waiting._repr_html_()
+    wrong = checker()
+    wrong.require(False, "right", "missing: the thing")
+    assert "Hint: Which step made the CA?" in str(wrong.result())
+    assert "<b>Hint:</b> Which step made the CA?" in wrong.result()._repr_html_()
+    right = checker()
+    right.require(True, "right", "missing")
+    assert "Hint" not in str(right.result()) and "Hint" not in right.result()._repr_html_()
+
+
+def test_markdown_in_messages_becomes_html_and_stays_plain_in_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
+    checker = Checker("1.2", "The *first* root", hint="Look at `found`.")
+    checker.require(False, "", "the root whose validity *starts* first; look inside `with mock.patch.dict(os.environ):`")
+    result = checker.result()
+    page = result._repr_html_()
+    assert "<em>starts</em>" in page and "<code>with mock.patch.dict(os.environ):</code>" in page
+    assert "<code>found</code>" in page and "The <em>first</em> root" in page
+    assert "`" not in page and "*starts*" not in page
+    assert "*starts*" in str(result) and "`found`" in str(result)  # the text form keeps what was written
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a <b> & `x < y`", "a &lt;b&gt; &amp; <code>x &lt; y</code>"),  # escaped, inside code too
+        ("curl --noproxy '*' and '*'", "curl --noproxy '*' and '*'"),  # lone stars are not emphasis
+        ("2*3*4 and **bold**", "2*3*4 and **bold**"),
+        ("`a*b*c` then *d e*", "<code>a*b*c</code> then <em>d e</em>"),  # no emphasis inside code
+    ],
+)
+def test_to_html_reads_only_real_markup(text: str, expected: str) -> None:
+    assert to_html(text) == expected
+
+
+#: Every check of notebooks 00 to 06, called before any attempt (the hint is kept on the result even then).
+EARLY_CHECKS = {
+    "0.1": lambda: check.exercise_00_1(None, None, watched=[], lab_ca_file="ca.crt"),
+    "0.2": lambda: check.exercise_00_2(None),
+    "0.3": lambda: check.exercise_00_3(None),
+    "1.1": lambda: check.exercise_01_1(None, None, roots=[]),
+    "1.2": lambda: check.exercise_01_2(None, None, roots=[]),
+    "1.3": lambda: check.exercise_01_3(None, roots=[]),
+    "2.1": lambda: check.exercise_02_1(None, None),
+    "2.2": lambda: check.exercise_02_2(None, None, None),
+    "2.3": lambda: check.exercise_02_3(None, None, ca_key=None),
+    "3.1": lambda: check.exercise_03_1(None, ca_certificate=None),
+    "3.2": lambda: check.exercise_03_2(None, original_csr=None, ca=None),
+    "3.3": lambda: check.exercise_03_3(None, None, ca_certificate=None),
+    "4.1": lambda: check.exercise_04_1(None, None, ca=None),
+    "4.2": lambda: check.exercise_04_2(None, None, ca=None),
+    "4.3": lambda: check.exercise_04_3(None, None, None, ca=None),
+    "4.4": lambda: check.exercise_04_4(None, None, client_certificate=None, ca_certificate=None),
+    "5.1": lambda: check.exercise_05_1(None, paths=None),
+    "5.2": lambda: check.exercise_05_2(None, paths=None),
+    "6.1": lambda: check.exercise_06_1(None, server=None, paths=None),
+    "6.2": lambda: check.exercise_06_2(None, None, server=None),
+    "6.3": lambda: check.exercise_06_3(None, paths=None),
+}
+ASSIGNMENT_OR_KEYWORD = re.compile(r"\w\s*=\s*[\w'\"\[(]")  # x = 1, password=b'...', names=[...]
+CALL_WITH_ARGUMENTS = re.compile(r"\w\([^)]*[\w'\"][^)]*\)")  # f(x), but not f() or f(...)
+
+
+@pytest.mark.parametrize("exercise", sorted(EARLY_CHECKS))
+def test_hints_of_the_core_notebooks_ask_or_point_and_hand_over_no_code(exercise: str) -> None:
+    result = EARLY_CHECKS[exercise]()
+    assert result.status == "not attempted yet" and "Hint" not in str(result)
+    hint = result.hint or ""
+    assert hint, "every exercise has a hint for the learner who tried"
+    assert not ASSIGNMENT_OR_KEYWORD.search(hint), f"the hint assigns or passes a value: {hint}"
+    assert not CALL_WITH_ARGUMENTS.search(hint), f"the hint writes a call: {hint}"

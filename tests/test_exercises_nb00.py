@@ -79,6 +79,20 @@ def test_0_1_names_the_variables_missed_and_the_extra_ones(known_environment: se
     assert "missing HTTPS_PROXY" in str(result) and "not set (or not watched): SSL_CERT_FILE" in str(result)
 
 
+def test_0_1_mtls_lab_dir_changes_no_tls_client(
+    known_environment: set[str], lab_ca_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The learner left out MTLS_LAB_DIR, the course's own variable, and was told it was missing."""
+    monkeypatch.setenv("MTLS_LAB_DIR", str(lab_ca_file.parent))
+    found = {name.upper() for name in os.environ if name.upper() in WATCHED}
+    without = check.exercise_00_1(found - {"MTLS_LAB_DIR"}, careful_session(lab_ca_file), watched=WATCHED,
+                                  lab_ca_file=lab_ca_file)
+    assert without.passed, without
+    assert "MTLS_LAB_DIR" not in str(without)
+    with_it = check.exercise_00_1(found, careful_session(lab_ca_file), watched=WATCHED, lab_ca_file=lab_ca_file)
+    assert with_it.passed, with_it  # listing it is no mistake either: it is simply not a TLS variable
+
+
 def test_0_1_a_plain_session_is_steered_by_the_environment(known_environment: set[str], lab_ca_file: Path) -> None:
     plain = requests.Session()
     plain.verify = str(lab_ca_file)
@@ -130,7 +144,20 @@ def test_0_2_passes_with_the_real_proxy_error(monkeypatch: pytest.MonkeyPatch) -
 def test_0_2_a_direct_connection_error_names_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     error = proxied_request_error(monkeypatch, no_proxy="localhost")
     result = check.exercise_00_2(error)
-    assert not result.passed and "NO_PROXY (or no_proxy) probably covers localhost" in str(result)
+    assert not result.passed and "or NO_PROXY (or no_proxy) covers localhost" in str(result)
+
+
+def test_0_2_http_proxy_instead_of_https_proxy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner set HTTP_PROXY, which an https:// URL does not read, and no NO_PROXY at all."""
+    for name in list(os.environ):
+        if "PROXY" in name.upper():
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    with pytest.raises(requests.exceptions.RequestException) as caught:
+        requests.get("https://localhost:9/", timeout=2)
+    result = check.exercise_00_2(caught.value)
+    assert not result.passed
+    assert "not the one an https:// URL reads (HTTPS_PROXY, not HTTP_PROXY)" in str(result)
 
 
 def test_0_2_an_ssl_error_is_not_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +206,9 @@ def test_0_3_explains_the_version_info_trap() -> None:
 
 def test_0_3_refuses_another_version_and_other_shapes() -> None:
     assert "is not the OpenSSL inside this Python" in str(check.exercise_00_3((3, 2, 1), **OPENSSL_3))
-    assert "tuple of three ints" in str(check.exercise_00_3("3.0.19", **OPENSSL_3))
+    text = str(check.exercise_00_3("3.0.19", **OPENSSL_3))
+    assert "tuple of three ints such as (3, 1, 4)" in text
+    assert "(3, 0, 19)" not in text  # the example is not the answer
     assert "a 5-tuple" in str(check.exercise_00_3((3, 0, 0, 19, 0), **OPENSSL_3))
 
 
@@ -187,3 +216,11 @@ def test_0_3_strict_mode_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
         check.exercise_00_3((3, 0, 0), **OPENSSL_3)
+
+
+def test_0_hints_wait_for_an_attempt_and_hand_over_no_code(lab_ca_file: Path) -> None:
+    waiting = check.exercise_00_1(None, None, watched=WATCHED, lab_ca_file=lab_ca_file)
+    assert "Hint" not in str(waiting)
+    failed = check.exercise_00_3((9, 9, 9), **OPENSSL_3)
+    assert "Hint: Pick the three numbers" in str(failed)
+    assert "re.search" not in str(failed)

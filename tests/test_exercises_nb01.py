@@ -83,6 +83,9 @@ def test_1_1_an_ecdsa_root_is_not_rsa(store: dict, roots: list) -> None:
 
 def test_1_1_a_wrong_size_and_a_foreign_root(store: dict, roots: list) -> None:
     assert "smallest_rsa_bits is 4096" in str(check.exercise_01_1(store["old rsa"], 4096, roots=roots))
+    as_text = str(check.exercise_01_1(store["old rsa"], "2048", roots=roots))
+    assert "smallest_rsa_bits is the text '2048': give the int, public_key().key_size" in as_text
+    assert "but the key" not in as_text  # not "'2048', but the key has 2048 bits"
     stranger = make_root("Stranger", rsa.generate_private_key(65537, 2048), years_left=3)
     assert "is not in `roots`" in str(check.exercise_01_1(stranger, 2048, roots=roots))
 
@@ -173,7 +176,28 @@ def test_1_3_names_a_missing_curve_and_a_wrong_count(roots: list) -> None:
     result = check.exercise_01_3({"secp384r1": 1}, roots=roots)
     assert not result.passed
     assert "missing secp256r1" in str(result)
-    assert "secp384r1 (you said 1, the bundle has 2)" in str(result)
+    assert "wrong count for secp384r1: count again" in str(result)
+    assert "the bundle has" not in str(result) and "ECDSA keys" not in str(result)  # nothing gives the answer away
+
+
+def test_1_3_the_stubs_example_gets_which_counts_are_wrong_and_no_numbers(roots: list) -> None:
+    """The learner copied the stub's example; the check used to print the right counts and the ECDSA share."""
+    result = check.exercise_01_3({"secp384r1": 10, "secp256r1": 2}, roots=roots)
+    assert not result.passed
+    assert [text for ok, text in result.points if not ok] == ["wrong count for secp256r1, secp384r1: count again"]
+    assert "of the 5 roots" not in str(result) and "%" not in str(result)
+
+
+def test_1_3_curve_objects_as_keys_match_nothing_and_are_named(roots: list) -> None:
+    result = check.exercise_01_3({ec.SECP384R1(): 2, ec.SECP256R1(): 1}, roots=roots)
+    assert not result.passed
+    assert "the keys of curve_counts are curve objects: use their names" in str(result)
+    assert not any(ok for ok, _ in result.points)  # no "each count matches" when no key matched
+
+
+def test_1_3_the_share_comes_with_the_right_answer(roots: list) -> None:
+    result = check.exercise_01_3({"secp384r1": 2, "secp256r1": 1}, roots=roots)
+    assert "3 of the 5 roots have ECDSA keys (60%)" in str(result)
 
 
 def test_1_3_refuses_curve_labels_of_its_own(roots: list) -> None:

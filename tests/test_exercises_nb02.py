@@ -105,6 +105,68 @@ def test_2_1_names_each_wrong_field(change: dict, missing: str) -> None:
     assert len(failed) == 1, failed  # only the field that was changed is reported
 
 
+def test_2_1_step_8s_builder_with_the_lab_cas_identifiers_name_and_serial_is_named() -> None:
+    """The learner copied step 8's builder and changed only the key, the path length and the validity.
+
+    The SKI and AKI were still step 7's (the lab CA's key), the serial step 3's and the name lab-ca:
+    every line used to say ✓.
+    """
+    lab_key = ec.generate_private_key(ec.SECP256R1())
+    lab_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab-ca")])
+    lab_ski = x509.SubjectKeyIdentifier.from_public_key(lab_key.public_key())
+    lab_aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(lab_ski)
+    serial = x509.random_serial_number()
+    start = datetime.datetime.now(UTC) - datetime.timedelta(minutes=5)
+
+    def builder(public_key: ec.EllipticCurvePublicKey, path_length: int | None, days: int) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(lab_name).issuer_name(lab_name).public_key(public_key).serial_number(serial)
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+            .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
+            .add_extension(lab_ski, critical=False).add_extension(lab_aki, critical=False)
+        )
+
+    lab_ca_cert = builder(lab_key.public_key(), None, 365).sign(lab_key, hashes.SHA256())
+    decade_key = ec.generate_private_key(ec.SECP256R1())
+    decade = builder(decade_key.public_key(), 1, 3650).sign(decade_key, hashes.SHA256())
+
+    result = check.exercise_02_1(decade, decade_key, lab_ca_certificate=lab_ca_cert)
+    assert not result.passed
+    problems = [text for ok, text in result.points if not ok]
+    assert any("its SubjectKeyIdentifier belongs to the lab CA's key (step 7's subject_key_id)" in p for p in problems)
+    assert any("its serial number is the lab CA's (step 3's serial)" in p for p in problems)
+    assert any("its subject is CN=lab-ca, the lab CA's name" in p for p in problems)
+    assert any("the AuthorityKeyIdentifier points to another key" in p for p in problems)
+    assert len(problems) == 4, problems
+    assert "below a second intermediate" not in str(result)  # the CA is not tried until its fields are right
+
+
+def test_2_1_a_made_up_subject_key_identifier_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "decade-ca")])
+    start = datetime.datetime.now(UTC) - datetime.timedelta(minutes=5)
+    made_up = x509.SubjectKeyIdentifier(b"\x01" * 20)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
+        .add_extension(made_up, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    result = check.exercise_02_1(certificate, key)
+    assert "its SubjectKeyIdentifier does not identify its key" in str(result)
+
+
+def test_2_1_passes_beside_the_lab_ca() -> None:
+    lab = CertificateAuthority.create_root("lab-ca")
+    result = check.exercise_02_1(*build_ca(), lab_ca_certificate=lab.certificate)
+    assert result.passed, result
+
+
 def test_2_1_a_key_of_another_certificate() -> None:
     certificate, _ = build_ca()
     result = check.exercise_02_1(certificate, ec.generate_private_key(ec.SECP256R1()))
@@ -207,6 +269,7 @@ def test_2_3_another_key_or_a_wrong_password(tmp_path: Path, ca_key: ec.Elliptic
     wrong = str(check.exercise_02_3(mine, b"not the password", ca_key=ca_key))
     assert "key_password does not open the file" in wrong and "another key" not in wrong
     assert "should be bytes" in str(check.exercise_02_3(mine, "pw", ca_key=ca_key))
+    assert "key_password is empty" in str(check.exercise_02_3(mine, b"", ca_key=ca_key))
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")

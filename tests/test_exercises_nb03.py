@@ -68,6 +68,30 @@ def test_3_1_the_default_names_are_not_the_exercise(ca: CertificateAuthority) ->
     assert "a client connecting to api.localhost refuses it" in str(result)
 
 
+def test_3_1_an_extra_name_and_the_server_key_reused_are_named(ca: CertificateAuthority) -> None:
+    """The learner kept localhost in the SAN and signed with server_key: both used to pass."""
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_certificate = ca.sign_csr(create_csr(server_key, "localhost", names=["localhost", "127.0.0.1"]),
+                                     profile="server")
+    names = ["api.localhost", "127.0.0.2", "localhost"]
+    certificate = ca.sign_csr(create_csr(server_key, "api.localhost", names=names), profile="server")
+    result = check.exercise_03_1(certificate, ca_certificate=ca.certificate, server_certificate=server_certificate)
+    assert not result.passed
+    problems = [text for ok, text in result.points if not ok]
+    assert problems == [
+        "its SAN also holds localhost: the task asks for exactly api.localhost and 127.0.0.2 "
+        "(every name in a certificate is one more name its key may answer for)",
+        "its key is server_key, the key of server.crt (step 2): generate a new key for this server",
+    ]
+
+
+def test_3_1_a_new_key_passes_beside_the_server_certificate(ca: CertificateAuthority) -> None:
+    server_certificate = ca.issue_server_certificate().certificate
+    result = check.exercise_03_1(ca.sign_csr(api_csr(), profile="server"), ca_certificate=ca.certificate,
+                                 server_certificate=server_certificate)
+    assert result.passed, result
+
+
 def test_3_1_a_client_certificate_or_another_ca(ca: CertificateAuthority) -> None:
     as_client = ca.sign_csr(api_csr(), profile="client")
     result = check.exercise_03_1(as_client, ca_certificate=ca.certificate)
@@ -121,9 +145,17 @@ def test_3_2_changing_only_the_signature_asks_for_nothing_else(ca: CertificateAu
 
 
 def test_3_2_the_unchanged_request(ca: CertificateAuthority) -> None:
+    """der.replace(b"127.0.0.2", ...) finds nothing: one message that says why, not three that contradict."""
     original = api_csr()
-    result = check.exercise_03_2(original, original_csr=original, ca=ca)
-    assert not result.passed and "tampered_csr is api_csr unchanged" in str(result)
+    der = original.public_bytes(serialization.Encoding.DER)
+    unchanged = x509.load_der_x509_csr(der.replace(b"127.0.0.2", b"10.0.0.02"))
+    result = check.exercise_03_2(unchanged, original_csr=original, ca=ca)
+    assert not result.passed
+    assert [text for ok, text in result.points if not ok] == [
+        "tampered_csr is api_csr unchanged: bytes.replace found nothing to replace. An address is stored as "
+        "4 bytes (ipaddress.ip_address(...).packed), not as text"
+    ]
+    assert "it is a new request" not in str(result)
 
 
 def test_3_2_without_the_original(ca: CertificateAuthority) -> None:
@@ -172,6 +204,26 @@ def test_3_3_the_error_must_be_the_verifiers(ca: CertificateAuthority) -> None:
     certificate = ca.issue_server_certificate(valid_days=1).certificate
     result = check.exercise_03_3(certificate, ValueError("expired"), ca_certificate=ca.certificate)
     assert not result.passed and "error_in_two_days is ValueError, not the VerificationError" in str(result)
+
+
+def test_3_3_an_error_about_the_name_is_not_the_expiry(ca: CertificateAuthority) -> None:
+    """Verified now, for a name the certificate does not carry: a VerificationError, but not about the date."""
+    certificate = ca.issue_server_certificate(valid_days=1).certificate
+    verifier = PolicyBuilder().store(Store([ca.certificate])).build_server_verifier(x509.DNSName("example.com"))
+    with pytest.raises(VerificationError) as caught:
+        verifier.verify(certificate, [])
+    result = check.exercise_03_3(certificate, caught.value, ca_certificate=ca.certificate)
+    assert not result.passed
+    (problem,) = [text for ok, text in result.points if not ok]
+    assert problem.startswith("that VerificationError is about something else (")
+    assert problem.endswith("verify for localhost, two days from now, so that only the date can fail")
+
+
+def test_3_3_the_expiry_error_is_named_as_such(ca: CertificateAuthority) -> None:
+    certificate = ca.issue_server_certificate(valid_days=1).certificate
+    result = check.exercise_03_3(certificate, verification_error_in_two_days(ca, certificate),
+                                 ca_certificate=ca.certificate)
+    assert "error_in_two_days is the verifier's refusal for the date ('not valid at validation time')" in str(result)
 
 
 def test_3_3_strict_mode_raises(monkeypatch: pytest.MonkeyPatch, ca: CertificateAuthority) -> None:

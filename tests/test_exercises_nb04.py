@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from lab_helpers import CertificateAuthority, check, create_csr, generate_private_key, write_atomic
@@ -42,6 +44,36 @@ def test_4_1_without_the_email_says_so(lab_ca: CertificateAuthority) -> None:
     result = check.exercise_04_1(issued.certificate, issued.private_key, ca=lab_ca)
     assert not result.passed
     assert any("add bob@lab.example" in text for text in missing(result))
+
+
+def test_4_1_alices_key_for_bob_is_named(lab_ca: CertificateAuthority) -> None:
+    """The learner signed bob's CSR with client_key, alice's key: it used to pass."""
+    alice = lab_ca.issue_client_certificate("alice")
+    bob = lab_ca.sign_csr(create_csr(alice.private_key, "bob"), profile="client", names=BOB_NAMES)
+    result = check.exercise_04_1(bob, alice.private_key, ca=lab_ca, alice_certificate=alice.certificate)
+    assert missing(result) == ["bob_key is alice's key (client_key): give bob a key of his own, generated as in step 3"]
+    own = generate_private_key()
+    bob = lab_ca.sign_csr(create_csr(own, "bob"), profile="client", names=BOB_NAMES)
+    assert check.exercise_04_1(bob, own, ca=lab_ca, alice_certificate=alice.certificate).passed
+
+
+def test_4_1_a_mailto_email_is_named(lab_ca: CertificateAuthority) -> None:
+    """An RFC822Name written as a mailto: URI; sign_csr refuses it in names=, a hand-written CSR can still ask."""
+    key = generate_private_key()
+    san = x509.SubjectAlternativeName(
+        [x509.UniformResourceIdentifier(BOB_NAMES[0]), x509.RFC822Name("mailto:bob@lab.example")]
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bob")]))
+        .add_extension(san, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    result = check.exercise_04_1(lab_ca.sign_csr(csr, profile="client"), key, ca=lab_ca)
+    assert missing(result) == [
+        "its SAN emails are ['mailto:bob@lab.example']: an email entry is the bare address, bob@lab.example, "
+        "without mailto:"
+    ]
 
 
 def test_4_1_another_ca_is_not_the_lab_ca(lab_ca: CertificateAuthority) -> None:
@@ -112,6 +144,7 @@ def test_4_3_names_empty_leaves_the_san_out_and_the_validator_refuses(lab_ca: Ce
     result = check.exercise_04_3(certificate, key, False, ca=lab_ca)
     assert result.passed, result
     assert any("greeted alice" in text for ok, text in result.points if ok)
+    assert "two verifiers, two answers" in str(result)  # the lesson comes with the answer, not before the exercise
 
 
 def test_4_3_a_certificate_with_a_san_and_a_wrong_verdict(lab_ca: CertificateAuthority) -> None:

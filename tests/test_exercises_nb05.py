@@ -70,7 +70,34 @@ def test_5_1_a_stopped_server(lab_pki: LabPaths, started: list[MTLSServer]) -> N
     server = start(started, lab_pki, name="test-tls13", minimum_version=ssl.TLSVersion.TLSv1_3)
     server.stop()
     result = check.exercise_05_1(server, paths=lab_pki)
-    assert missing(result) == ["tls13_server is not running: start() it, and keep it running until the check has run"]
+    assert missing(result) == [
+        "tls13_server is not running (the last cell of this section stops the exercise servers): "
+        "run your exercise cell again, which starts it, then this check"
+    ]
+
+
+def test_5_1_the_name_lab_is_the_courses_main_server(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="lab", minimum_version=ssl.TLSVersion.TLSv1_3)
+    result = check.exercise_05_1(server, paths=lab_pki)
+    assert missing(result) == [
+        "it runs under the name 'lab', the course's main server: a re-run of step 6 would replace it. "
+        "Choose another name"
+    ]
+    assert "replaced the lab server" not in str(result)
+
+
+def test_5_1_step_2s_context_changed_in_place_is_named(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    """The learner set context.minimum_version on step 2's context, which exercise 5.2 then reuses."""
+    context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    server = MTLSServer(context, name="test-tls13", handshake_timeout=2.0).start()
+    started.append(server)
+    result = check.exercise_05_1(server, paths=lab_pki, context=context)
+    (problem,) = missing(result)
+    assert problem.startswith("it serves with step 2's `context`, changed in place: exercise 5.2 starts from")
+    assert "<code>context</code>" in result._repr_html_()
+    own = start(started, lab_pki, name="test-tls13-own", minimum_version=ssl.TLSVersion.TLSv1_3)
+    assert check.exercise_05_1(own, paths=lab_pki, context=context).passed
 
 
 def test_5_1_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,3 +182,12 @@ def test_5_2_a_handler_that_raises_is_named_with_its_exception(lab_pki: LabPaths
     problems = missing(check.exercise_05_2(server, paths=lab_pki))
     assert len(problems) == 2
     assert all("your do_GET raised AttributeError" in text and "'uri'" in text for text in problems)
+
+
+def test_5_2_a_stopped_server_says_to_run_the_exercise_cell_again(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    server = start(started, lab_pki, name="test-uri", handler=URIHandler)
+    server.stop()
+    assert missing(check.exercise_05_2(server, paths=lab_pki)) == [
+        "uri_server is not running (the last cell of this section stops the exercise servers): "
+        "run your exercise cell again, which starts it, then this check"
+    ]

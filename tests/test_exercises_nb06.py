@@ -111,6 +111,17 @@ def test_6_1_a_function_that_takes_other_arguments(mtls_server: MTLSServer, lab_
     assert missing(result)[0].startswith("plain_get cannot be called as plain_get(url, ca_file=...")
 
 
+def test_6_1_a_stopped_lab_server_says_which_cell_starts_it(lab_pki: LabPaths) -> None:
+    """After Run All the section's last cell has stopped the server: the check says what to run, and nothing else."""
+    server = MTLSServer(build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert), name=None)
+    server.start().stop()
+    result = check.exercise_06_1(right_plain_get, server=server, paths=lab_pki)
+    assert missing(result) == [
+        'the lab server is not running (the last cell of this section stopped it): run the first cell of '
+        '"On your own" again, which starts it, then this check'
+    ]
+
+
 def test_6_1_strict_mode_raises(mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -156,6 +167,20 @@ def test_6_2_without_server_the_outcome_has_no_reason(
     result = check.exercise_06_2(outcome, "unknown CA", server=mtls_server)
     assert "the outcome carries no server reason: pass server=server to attempt" in missing(result)
     assert "other_ca_explanation should be what explain(...) returned, not str" in missing(result)
+
+
+def test_6_2_a_stopped_lab_server_says_which_cell_starts_it(
+    lab_pki: LabPaths, other_ca_files: dict[str, Path]
+) -> None:
+    server = MTLSServer(build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert), name=None)
+    server.start()
+    outcome = attempt(server.url, ca_file=lab_pki.ca_cert, server=server, **other_ca_files)
+    server.stop()
+    result = check.exercise_06_2(outcome, explain(outcome.server_reason), server=server)  # used to raise LabError
+    assert missing(result) == [
+        'the lab server is not running (the last cell of this section stopped it): run the first cell of '
+        '"On your own" again, which starts it, then this check'
+    ]
 
 
 def test_6_2_strict_mode_raises(mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,9 +230,21 @@ def test_6_3_the_lab_certificate_has_an_ip_entry(mtls_server: MTLSServer, lab_pk
 
 
 def test_6_3_by_name_is_not_by_address(no_ip_server: MTLSServer, lab_pki: LabPaths) -> None:
+    """By name, with a localhost-only certificate: only the URL is wrong, not the certificate."""
     outcome = attempt(no_ip_server.url, server=no_ip_server, **files(lab_pki))
-    result = check.exercise_06_3(outcome, paths=lab_pki)
-    assert "the URL names the server 'localhost': use its address, https://127.0.0.1:PORT/" in missing(result)
+    result = check.exercise_06_3(outcome, paths=lab_pki, server=no_ip_server)
+    assert missing(result) == ["the URL names the server 'localhost': use its address, https://127.0.0.1:PORT/"]
+    assert "has an IP entry" not in str(result)
+
+
+def test_6_3_a_stopped_server_says_to_run_the_exercise_cell_again(no_ip_server: MTLSServer, lab_pki: LabPaths) -> None:
+    outcome = attempt(f"https://127.0.0.1:{no_ip_server.port}/", server=no_ip_server, **files(lab_pki))
+    no_ip_server.stop()
+    result = check.exercise_06_3(outcome, paths=lab_pki, server=no_ip_server)
+    assert missing(result) == [
+        "no_ip_server is not running (the last cell of this section stopped it): run your exercise cell again, "
+        "which starts it, then this check"
+    ]
 
 
 def test_6_3_a_stopped_server_cannot_show_the_name_works(no_ip_server: MTLSServer, lab_pki: LabPaths) -> None:

@@ -19,6 +19,7 @@ from lab_helpers import (
     LabPaths,
     NotPEMError,
     create_seed_pki,
+    ensure_certificate_authority,
     ensure_seed_pki,
     generate_private_key,
     key_matches_certificate,
@@ -235,6 +236,31 @@ def test_an_encrypted_key_loads_with_its_password(encrypted_key: tuple[Path, obj
     assert mode(path) == 0o600
     loaded = load_private_key(path, password=b"correct horse")
     assert loaded.private_numbers() == key.private_numbers()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("password", "words"),
+    [("secret", "must be bytes, e.g. b'secret', not str"), (b"", "empty, which would save the key unencrypted")],
+)
+def test_a_password_that_is_text_or_empty_is_refused_before_anything_is_written(
+    tmp_path: Path, password: object, words: str
+) -> None:
+    """Text reached cryptography as 'Password must be 1 or more bytes'; b'' wrote the key unencrypted, silently."""
+    target = tmp_path / "ca.key"
+    with pytest.raises(KeyPasswordError, match=words):
+        save_private_key(generate_private_key(), target, password=password)  # type: ignore[arg-type]
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_ensure_certificate_authority_keeps_a_usable_ca_and_replaces_a_key_type_it_cannot_use(tmp_path: Path) -> None:
+    ed25519_ca = CertificateAuthority.create_root(key_type="ed25519")
+    save_private_key(ed25519_ca.private_key, tmp_path / "ca.key")
+    save_certificate(ed25519_ca.certificate, tmp_path / "ca.crt")
+    assert ensure_certificate_authority(tmp_path).certificate == ed25519_ca.certificate  # any key type: kept
+    replaced = ensure_certificate_authority(tmp_path, key_types=("ec", "rsa"))
+    assert replaced.certificate != ed25519_ca.certificate
+    assert load_certificate(tmp_path / "ca.crt") == replaced.certificate  # saved in its place
+    assert ensure_certificate_authority(tmp_path, key_types=("ec", "rsa")).certificate == replaced.certificate
 
 
 def test_an_encrypted_key_without_its_password_is_refused(encrypted_key: tuple[Path, object]) -> None:

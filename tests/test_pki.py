@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import time
 
 import pytest
@@ -246,6 +247,15 @@ def test_sign_csr_names_override_the_csr() -> None:
     csr = create_csr(generate_private_key(), "api", names=["api.lab.test"])
     certificate = ca.sign_csr(csr, profile="server", names=["localhost"])
     assert list(extension(certificate, x509.SubjectAlternativeName).value) == [x509.DNSName("localhost")]
+
+
+def test_an_email_name_is_the_bare_address_and_mailto_is_refused() -> None:
+    ca = CertificateAuthority.create_root()
+    csr = create_csr(generate_private_key(), "bob")
+    certificate = ca.sign_csr(csr, profile="client", names=["bob@lab.example"])
+    assert list(extension(certificate, x509.SubjectAlternativeName).value) == [x509.RFC822Name("bob@lab.example")]
+    with pytest.raises(LabError, match=re.escape("the bare address, 'bob@lab.example', without mailto:")):
+        ca.sign_csr(csr, profile="client", names=["mailto:bob@lab.example"])
 
 
 def test_sign_csr_refuses_an_unknown_profile() -> None:

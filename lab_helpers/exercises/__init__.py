@@ -1,9 +1,15 @@
 """Exercises with instant feedback: the checks behind each notebook's "On your own".
 
-A check looks at what the learner made and says, in words, what is right,
-what is missing, and a hint. While the learner's cell is untouched (the
-value is still ``None`` or ``...``) it says "not attempted yet" and nothing
-fails, so the exercise notebooks run top to bottom in CI.
+A check looks at what the learner made and says, in words, what is right
+and what is missing; after a failed attempt it adds a hint, a question or a
+pointer to the step that teaches the idea (never the code). While the
+learner's cell is untouched (the value is still ``None`` or ``...``) it says
+"not attempted yet", shows no hint (the learner has not tried yet), and
+nothing fails, so the exercise notebooks run top to bottom in CI.
+
+Messages may mark code with backticks and emphasis with single asterisks,
+as in Markdown: the text form shows them as they are, the HTML form that
+Jupyter displays turns them into ``<code>`` and ``<em>``.
 
 The solution notebooks (``notebooks/solutions/``) run the same checks in
 strict mode: a check that does not pass raises, so CI proves every solution
@@ -20,11 +26,12 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckResult", "Checker", "not_attempted", "strict_mode"]
+__all__ = ["CheckResult", "Checker", "not_attempted", "strict_mode", "to_html"]
 
 NOT_ATTEMPTED = "not attempted yet"
 PASSED = "passed"
@@ -55,11 +62,16 @@ class CheckResult:
     def passed(self) -> bool:
         return self.status == PASSED
 
+    @property
+    def shows_hint(self) -> bool:
+        """A hint helps after a failed attempt only: before one it would answer a question not asked yet."""
+        return bool(self.hint) and self.status == INCOMPLETE
+
     def __str__(self) -> str:
         mark = {PASSED: "✅", INCOMPLETE: "❌", NOT_ATTEMPTED: "⏳"}[self.status]
         lines = [f"{mark} Exercise {self.exercise}: {self.title}: {self.status}"]
         lines += [f"   {'✓' if ok else '✗'} {text}" for ok, text in self.points]
-        if self.hint and not self.passed:
+        if self.shows_hint:
             lines.append(f"   Hint: {self.hint}")
         return "\n".join(lines)
 
@@ -67,13 +79,32 @@ class CheckResult:
 
     def _repr_html_(self) -> str:
         colour = {PASSED: "#1a7f37", INCOMPLETE: "#b00", NOT_ATTEMPTED: "#666"}[self.status]
-        items = "".join(f"<li>{'✓' if ok else '✗'} {html.escape(text)}</li>" for ok, text in self.points)
-        hint = f"<p><b>Hint:</b> {html.escape(self.hint)}</p>" if self.hint and not self.passed else ""
+        items = "".join(f"<li>{'✓' if ok else '✗'} {to_html(text)}</li>" for ok, text in self.points)
+        hint = f"<p><b>Hint:</b> {to_html(self.hint or '')}</p>" if self.shows_hint else ""
         return (
             f"<div style='border-left:4px solid {colour};padding-left:8px'>"
-            f"<b>Exercise {html.escape(self.exercise)}: {html.escape(self.title)}</b>: "
+            f"<b>Exercise {html.escape(self.exercise)}: {to_html(self.title)}</b>: "
             f"<span style='color:{colour}'>{self.status}</span><ul>{items}</ul>{hint}</div>"
         )
+
+
+_CODE = re.compile(r"`([^`\n]+)`")
+# *word* or *a few words*, as Markdown reads them: the stars hug letters, so a lone star ('*' in
+# --noproxy '*'), a product (2*3) or a pair of lone stars never becomes emphasis.
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\w)([^*\n]*?\w)\*(?![\w*])")
+
+
+def to_html(text: str) -> str:
+    """A message as HTML: escaped, with `code` as <code> and *emphasis* as <em> (what Markdown would show)."""
+    parts = _CODE.split(text)  # even indexes: prose; odd indexes: the inside of a pair of backticks
+    out = []
+    for index, part in enumerate(parts):
+        escaped = html.escape(part, quote=False)  # element content: quotes need no escaping
+        if index % 2:
+            out.append(f"<code>{escaped}</code>")
+        else:
+            out.append(_EMPHASIS.sub(r"<em>\1</em>", escaped))
+    return "".join(out)
 
 
 class Checker:

@@ -27,8 +27,12 @@ PRETEND_ENVIRONMENT = {"REQUESTS_CA_BUNDLE": "/company/ca-bundle.pem", "HTTPS_PR
 _PROBE_URL = "https://localhost:8443/"  # nothing is sent: requests is only asked how it would connect
 
 
+#: Step 5 lists this variable too, but it is the course's own (where the lab files go): it changes no TLS client.
+NOT_A_TLS_VARIABLE = "MTLS_LAB_DIR"
+
+
 def _set_variables(watched: Collection[str], environ: Mapping[str, str]) -> set[str]:
-    wanted = {name.upper() for name in watched}
+    wanted = {name.upper() for name in watched} - {NOT_A_TLS_VARIABLE}
     return {name.upper() for name in environ if name.upper() in wanted}
 
 
@@ -56,8 +60,8 @@ def exercise_1(
     c = Checker(
         "0.1",
         "A session the environment cannot steer",
-        hint="Step 5's `found` holds the set variables; a session ignores them with trust_env = False, "
-        "and trusts the lab CA with verify = str(paths.ca_cert).",
+        hint="Step 5 already found the set variables. Step 6 made a session the environment cannot steer: "
+        "which attribute did it change, and what did it give `verify`?",
     )
     if not_attempted(tls_variables, session):
         return c.not_attempted()
@@ -66,11 +70,11 @@ def exercise_1(
     if isinstance(tls_variables, str) or not isinstance(tls_variables, Collection):
         c.require(False, "", "tls_variables should be a set of names, e.g. {'REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE'}")
     else:
-        given = {str(name).upper() for name in tls_variables}
+        given = {str(name).upper() for name in tls_variables} - {NOT_A_TLS_VARIABLE}  # harmless either way
         missing, extra = sorted(expected - given), sorted(given - expected)
         c.require(
             not missing and not extra,
-            f"tls_variables names the {len(expected)} watched variable(s) set in this kernel",
+            f"tls_variables names the {len(expected)} variable(s) that change TLS clients and are set in this kernel",
             "tls_variables is not what this kernel holds:"
             + (f" missing {', '.join(missing)};" if missing else "")
             + (f" not set (or not watched): {', '.join(extra)};" if extra else "")
@@ -90,7 +94,7 @@ def exercise_1(
         c.require(False, "", "verify is False: that switches verification off. Never do that; trust the lab CA instead")
     elif verify is True:
         c.require(
-            False, "", "verify is True, so it trusts certifi's public CAs: set my_session.verify = str(paths.ca_cert)"
+            False, "", "verify is True, so it trusts certifi's public CAs: give my_session.verify the lab CA file, lab_ca"
         )
     else:
         c.require(
@@ -130,14 +134,14 @@ def exercise_2(proxy_error: BaseException | None) -> CheckResult:
     c = Checker(
         "0.2",
         "Pretend to be behind a proxy",
-        hint="Inside `with mock.patch.dict(os.environ):` remove NO_PROXY, set HTTPS_PROXY, call requests.get(...) "
-        "in a try, and keep the exception: `except requests.exceptions.RequestException as error: proxy_error = error`.",
+        hint="Clear the proxy variables inside the `with`, set the one an https:// URL reads, and catch what "
+        "requests raises (all its errors derive from requests.exceptions.RequestException).",
     )
     if not_attempted(proxy_error):
         return c.not_attempted()
     if isinstance(proxy_error, type):
         return c.fail(
-            "proxy_error is a class: keep the exception object itself (`except ... as error: proxy_error = error`)"
+            "proxy_error is a class: keep the exception object itself, the one `except ... as error` names"
         )
     if not isinstance(proxy_error, BaseException):
         return c.fail(f"proxy_error should be the exception the request raised, not a {type(proxy_error).__name__}")
@@ -145,7 +149,8 @@ def exercise_2(proxy_error: BaseException | None) -> CheckResult:
     if not is_proxy and isinstance(proxy_error, requests.exceptions.ConnectionError):
         missing = (
             f"it is a {type(proxy_error).__name__} but not a ProxyError: the request went straight to localhost. "
-            "NO_PROXY (or no_proxy) probably covers localhost: remove it too, inside the with block"
+            "Either the variable you set is not the one an https:// URL reads (HTTPS_PROXY, not HTTP_PROXY), "
+            "or NO_PROXY (or no_proxy) covers localhost: remove it, inside the `with` block"
         )
     else:
         missing = (
@@ -180,8 +185,7 @@ def exercise_3(
     c = Checker(
         "0.3",
         "The OpenSSL inside Python",
-        hint="ssl.OPENSSL_VERSION is text such as 'OpenSSL 3.0.19 27 Jan 2026': "
-        "re.search(r'(\\d+)\\.(\\d+)\\.(\\d+)', ...) finds the three numbers.",
+        hint="Pick the three numbers out of the text of ssl.OPENSSL_VERSION, and turn each into an int.",
     )
     if not_attempted(openssl_version):
         return c.not_attempted()
@@ -199,7 +203,7 @@ def exercise_3(
         shape = repr(openssl_version)
         if isinstance(openssl_version, tuple) and len(openssl_version) == 5:
             shape = "a 5-tuple (that is OPENSSL_VERSION_INFO)"
-        return c.fail(f"openssl_version should be a tuple of three ints such as {expected}, not {shape}")
+        return c.fail(f"openssl_version should be a tuple of three ints such as (3, 1, 4), not {shape}")
     if openssl_version == expected:
         c.require(True, f"{expected} is the OpenSSL compiled into this Python ({text})", "")
     elif openssl_version == info[:3]:

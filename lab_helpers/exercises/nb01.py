@@ -39,7 +39,7 @@ def exercise_1(
         "1.1",
         "The smallest RSA key in the trust store",
         hint="Two questions for each root: is its public key RSA (step 5 tells key types apart), and how many "
-        "bits does it have? min() takes a key= function that says what to compare.",
+        "bits does it have? min() can take a function that says what to compare.",
     )
     if not_attempted(rsa_root, rsa_bits):
         return c.not_attempted()
@@ -69,12 +69,17 @@ def exercise_1(
         f"its key has {key.key_size} bits, but {rsa_sizes.count(smallest)} RSA root(s) have only {smallest}: "
         "take the minimum over all RSA roots",
     )
-    c.require(
-        isinstance(rsa_bits, int) and rsa_bits == key.key_size,
-        f"smallest_rsa_bits = {key.key_size} matches the key",
-        f"smallest_rsa_bits is {rsa_bits!r}, but the key of {display_name(rsa_root)} has {key.key_size} bits "
-        "(public_key().key_size, an int)",
-    )
+    if isinstance(rsa_bits, str) and rsa_bits.strip().isdigit():
+        c.require(False, "", f"smallest_rsa_bits is the text {rsa_bits!r}: give the int, public_key().key_size")
+    else:
+        c.require(
+            isinstance(rsa_bits, int) and not isinstance(rsa_bits, bool) and rsa_bits == key.key_size,
+            f"smallest_rsa_bits = {key.key_size} matches the key. 2048 bits is also the smallest RSA key "
+            "Python's ssl module accepts by default: security level 2, which CPython asks for with the cipher "
+            "string @SECLEVEL=2 (OpenSSL's own default was level 1, which accepts 1024 bits, until 3.2)",
+            f"smallest_rsa_bits is {rsa_bits!r}, but the key of {display_name(rsa_root)} has {key.key_size} bits "
+            "(public_key().key_size, an int)",
+        )
     return c.result()
 
 
@@ -161,6 +166,9 @@ def exercise_3(curve_counts: Mapping[str, int] | None, *, roots: Sequence[x509.C
         return c.not_attempted()
     if not isinstance(curve_counts, Mapping):
         return c.fail("curve_counts should be a dict from a curve name to a number of roots, e.g. {'secp384r1': 12}")
+    if any(isinstance(name, ec.EllipticCurve) for name in curve_counts):
+        return c.fail("the keys of curve_counts are curve objects: use their names, public_key().curve.name "
+                      "(text such as 'secp384r1')")
     expected = Counter(
         root.public_key().curve.name for root in roots if isinstance(root.public_key(), ec.EllipticCurvePublicKey)
     )
@@ -175,18 +183,13 @@ def exercise_3(curve_counts: Mapping[str, int] | None, *, roots: Sequence[x509.C
         + (f" no root uses {', '.join(extra)};" if extra else "")
         + " use the names of public_key().curve.name (e.g. 'secp384r1')",
     )
-    wrong = [name for name in sorted(set(expected) & set(given)) if given[name] != expected[name]]
-    c.require(
-        not wrong,
-        "each count you gave matches the bundle",
-        "wrong count for "
-        + ", ".join(f"{name} (you said {given[name]}, the bundle has {expected[name]})" for name in wrong),
-    )
-    total = sum(expected.values())
-    c.require(
-        sum(v for v in given.values() if isinstance(v, int)) == total,
-        f"{total} of the {len(roots)} roots have ECDSA keys ({total / len(roots):.0%})",
-        f"the counts add up to {sum(v for v in given.values() if isinstance(v, int))}, "
-        f"not to the {total} ECDSA roots: count every root whose key is an EllipticCurvePublicKey",
-    )
+    compared = sorted(set(expected) & set(given))
+    if compared:  # with no curve in common there is no count to compare yet
+        wrong = [name for name in compared if given[name] != expected[name]]
+        c.require(  # the counts are the answer: say which are wrong, never what they should be
+            not wrong, "each count you gave matches the bundle", f"wrong count for {', '.join(wrong)}: count again"
+        )
+    if all(ok for ok, _ in c.points):  # the share is part of the answer: shown once every count is right
+        total = sum(expected.values())
+        c.require(True, f"{total} of the {len(roots)} roots have ECDSA keys ({total / len(roots):.0%})", "")
     return c.result()

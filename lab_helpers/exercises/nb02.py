@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..chains import ChainVerdict, verify_chain
 from ..errors import KeyPasswordError, LabError
@@ -32,6 +32,7 @@ _FLAGS = (
     "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
 )
 _TEN_YEARS = (datetime.timedelta(days=3650), datetime.timedelta(days=3653))  # 365 * 10, up to three leap days
+_LAB_CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab-ca")])  # notebook 02's name, step 2
 
 def _flags_on(usage: x509.KeyUsage) -> set[str]:
     on = set()
@@ -48,20 +49,24 @@ def exercise_1(
     certificate: x509.Certificate | None,
     private_key: PrivateKey | None,
     *,
+    lab_ca_certificate: x509.Certificate | None = None,
     now: datetime.datetime | None = None,
 ) -> CheckResult:
     """2.1 A CA for ten years, one level below: path length 1, validity from 5 minutes ago, strict extensions.
 
     Each field is checked on its own and named when it is missing or wrong.
-    Then the CA is used: it signs an intermediate that signs a server
-    certificate (path length 1 allows that one level), and a second
-    intermediate below the first must be refused.
+    A new CA is a new identity: its SubjectKeyIdentifier must identify its own
+    key, and its name and serial must not be those of the lab CA
+    (``lab_ca_certificate``, the notebook's ``ca_cert``), which is what
+    copying step 8's builder unchanged gives. Then the CA is used: it signs an
+    intermediate that signs a server certificate (path length 1 allows that
+    one level), and a second intermediate below the first must be refused.
     """
     c = Checker(
         "2.1",
         "A CA for ten years, one level below",
-        hint="Steps 4 to 8 again, with BasicConstraints(ca=True, path_length=1), "
-        "not_after = not_before + datetime.timedelta(days=3650), and the same KeyUsage.",
+        hint="Step 5 says what a path length limits, and step 4 how a validity period is set. And a new CA is "
+        "a new identity: which values of steps 1 to 8 belong to lab-ca alone?",
     )
     if not_attempted(certificate, private_key):
         return c.not_attempted()
@@ -114,20 +119,49 @@ def exercise_1(
     ski = extension(certificate, x509.SubjectKeyIdentifier)
     if ski is None:
         c.require(False, "", "SubjectKeyIdentifier is missing: x509.SubjectKeyIdentifier.from_public_key(...)")
-    else:  # any identifier works (RFC 5280 suggests a SHA-1 of the key): what counts is that it is there
-        c.require(
-            len(ski.value.digest) > 0,
-            "it has a SubjectKeyIdentifier",
-            "its SubjectKeyIdentifier is empty: x509.SubjectKeyIdentifier.from_public_key(decade_ca_key.public_key())",
-        )
+    else:  # step 7's method, RFC 5280's SHA-1 of the key: what a verifier would compute to match the AKIs below
+        own = x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest  # type: ignore[arg-type]
+        lab_ski = extension(lab_ca_certificate, x509.SubjectKeyIdentifier) if lab_ca_certificate is not None else None
+        if ski.value.digest == own:
+            c.require(True, "its SubjectKeyIdentifier identifies its own key", "")
+        elif lab_ski is not None and ski.value.digest == lab_ski.value.digest:
+            c.require(
+                False,
+                "",
+                "its SubjectKeyIdentifier belongs to the lab CA's key (step 7's subject_key_id): "
+                "compute it from decade_ca_key.public_key()",
+            )
+        else:
+            c.require(
+                False,
+                "",
+                "its SubjectKeyIdentifier does not identify its key: "
+                "x509.SubjectKeyIdentifier.from_public_key(decade_ca_key.public_key())",
+            )
         aki = extension(certificate, x509.AuthorityKeyIdentifier)
         if aki is not None:
             c.require(
-                aki.value.key_identifier == ski.value.digest,
-                "the AuthorityKeyIdentifier points to itself",
-                "the AuthorityKeyIdentifier does not match the SubjectKeyIdentifier: a root points to its own key",
+                aki.value.key_identifier == own,
+                "the AuthorityKeyIdentifier points to its own key, as a root's does",
+                "the AuthorityKeyIdentifier points to another key: a root's AKI repeats the identifier of its own "
+                "key, made from decade_ca_key.public_key() like its SubjectKeyIdentifier",
             )
 
+    if lab_ca_certificate is not None and certificate.serial_number == lab_ca_certificate.serial_number:
+        c.require(
+            False,
+            "",
+            "its serial number is the lab CA's (step 3's serial): every certificate draws its own, "
+            "x509.random_serial_number()",
+        )
+    lab_name = lab_ca_certificate.subject if lab_ca_certificate is not None else _LAB_CA_NAME
+    if certificate.subject == lab_name:
+        c.require(
+            False,
+            "",
+            f"its subject is {lab_name.rfc4514_string()}, the lab CA's name: a verifier finds an issuer by its "
+            "name, and would now find two. Give this CA a name of its own, such as CN=decade-ca",
+        )
     start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     if start > now:
         c.require(
@@ -240,8 +274,8 @@ def exercise_2(
     c = Checker(
         "2.2",
         'A "CA" that may not sign certificates',
-        hint="Copy step 8's builder with key_usage where key_cert_sign=False (keep crl_sign=True), "
-        "then CertificateAuthority(cert, key).issue_server_certificate().certificate is the leaf.",
+        hint="Which of step 6's nine flags is the permission to sign certificates? Build the CA as in steps 1 "
+        "to 8 with that one flag off, then let `CertificateAuthority` issue the leaf (step 14 shows it wrapping a CA).",
     )
     if not_attempted(ca_certificate, ca_private_key, leaf):
         return c.not_attempted()
@@ -317,7 +351,8 @@ def exercise_3(
     c = Checker(
         "2.3",
         "An encrypted CA key",
-        hint="save_private_key(ca_key, Path(tempfile.mkdtemp()) / 'ca.key', password=b'...') returns the path.",
+        hint="Step 10 saved ca.key without a password: which argument of save_private_key adds one, and of "
+        "which type must the password be?",
     )
     if not_attempted(key_path, password):
         return c.not_attempted()
@@ -329,6 +364,8 @@ def exercise_3(
         return c.fail(f"{path} does not exist: save the key there first")
     if not isinstance(password, bytes):
         return c.fail("key_password should be bytes, e.g. b'correct horse': cryptography takes bytes, not str")
+    if not password:
+        return c.fail("key_password is empty: a key saved with it would not be encrypted; choose a real password")
     first_line = path.read_text(errors="replace").splitlines()[:1]
     c.require(
         first_line == ["-----BEGIN ENCRYPTED PRIVATE KEY-----"],

@@ -27,17 +27,25 @@ API_NAME = "api.localhost"
 API_ADDRESS = ipaddress.ip_address("127.0.0.2")
 
 
-def exercise_1(certificate: x509.Certificate | None, *, ca_certificate: x509.Certificate) -> CheckResult:
-    """3.1 A certificate for api.localhost and 127.0.0.2 that a TLS client accepts for both names.
+def exercise_1(
+    certificate: x509.Certificate | None,
+    *,
+    ca_certificate: x509.Certificate,
+    server_certificate: x509.Certificate | None = None,
+) -> CheckResult:
+    """3.1 A certificate for exactly api.localhost and 127.0.0.2, with a key of its own, that a client accepts.
 
-    The check runs the path validation a client runs (chain to the lab CA,
-    dates, serverAuth, and the name against the SAN) once for each name.
+    The SAN must hold those two names and no other (a name in a certificate
+    is a name the key may answer for), and the key must not be the one of
+    ``server_certificate`` (the notebook's ``server_cert``): a new server gets
+    a new key. Then the check runs the path validation a client runs (chain
+    to the lab CA, dates, serverAuth, and the name against the SAN) once for
+    each name.
     """
     c = Checker(
         "3.1",
         "A certificate for api.localhost and 127.0.0.2",
-        hint="Steps 2, 3 and 6: a new key, a CSR whose SAN holds x509.DNSName('api.localhost') and "
-        "x509.IPAddress(ipaddress.ip_address('127.0.0.2')), then ca.sign_csr(api_csr, profile='server').",
+        hint="Steps 2, 3 and 6 again. Step 3 said which kind of SAN entry an address needs.",
     )
     if not_attempted(certificate):
         return c.not_attempted()
@@ -69,6 +77,20 @@ def exercise_1(certificate: x509.Certificate | None, *, ca_certificate: x509.Cer
             API_ADDRESS in ips,
             f"its SAN holds IP:{API_ADDRESS}",
             f"its SAN has no IP entry {API_ADDRESS}: add x509.IPAddress(ipaddress.ip_address('{API_ADDRESS}'))",
+        )
+    asked_for = (x509.DNSName(API_NAME), x509.IPAddress(API_ADDRESS), x509.DNSName(str(API_ADDRESS)))  # the last: named above
+    others = [str(entry.value) for entry in names if entry not in asked_for]
+    c.require(
+        not others,
+        "its SAN holds those two names and no other",
+        f"its SAN also holds {', '.join(others)}: the task asks for exactly api.localhost and 127.0.0.2 "
+        "(every name in a certificate is one more name its key may answer for)",
+    )
+    if server_certificate is not None:
+        c.require(
+            public_key_der(certificate) != public_key_der(server_certificate),
+            "its key is a new one, not server.crt's",
+            "its key is server_key, the key of server.crt (step 2): generate a new key for this server",
         )
     c.require(
         has_purpose(certificate, ExtendedKeyUsageOID.SERVER_AUTH),
@@ -106,8 +128,8 @@ def exercise_2(
     c = Checker(
         "3.2",
         "A tampered request that still parses",
-        hint="der = api_csr.public_bytes(serialization.Encoding.DER); replace the 4 bytes of "
-        "ipaddress.ip_address('127.0.0.2').packed with another address's; x509.load_der_x509_csr(...).",
+        hint="Step 5 changed a request's bytes and loaded them again. How is an address stored in those bytes: "
+        "as text, or as the 4 bytes of ipaddress.ip_address(...).packed?",
     )
     if not_attempted(tampered_csr):
         return c.not_attempted()
@@ -121,11 +143,12 @@ def exercise_2(
         "api_csr itself has an invalid signature: start from the request you signed in exercise 3.1",
     )
     der = serialization.Encoding.DER
-    c.require(
-        tampered_csr.public_bytes(der) != original_csr.public_bytes(der),
-        "tampered_csr differs from api_csr, and still parses as a request",
-        "tampered_csr is api_csr unchanged: change some of its bytes",
-    )
+    if tampered_csr.public_bytes(der) == original_csr.public_bytes(der):  # one message, not three about one cause
+        return c.fail(
+            "tampered_csr is api_csr unchanged: bytes.replace found nothing to replace. An address is stored as "
+            "4 bytes (ipaddress.ip_address(...).packed), not as text"
+        )
+    c.require(True, "tampered_csr differs from api_csr, and still parses as a request", "")
     try:
         changed = _asks_for(tampered_csr) != _asks_for(original_csr)
     except ValueError:  # a key or name that no longer parses: it still asks for something else
@@ -169,8 +192,9 @@ def exercise_3(
     c = Checker(
         "3.3",
         "A one-day certificate",
-        hint="ca.sign_csr(server_csr, profile='server', valid_days=1); then "
-        "PolicyBuilder().store(trusted).time(two_days_later).build_server_verifier(...).verify(...) in a try.",
+        hint="Which argument of ca.sign_csr sets the lifetime? And step 9's verifier checks at the present "
+        "moment unless its builder is told another time: for which name must it check, so that only the date "
+        "can fail?",
     )
     if not_attempted(certificate, error_in_two_days):
         return c.not_attempted()
@@ -200,10 +224,26 @@ def exercise_3(
         "two days from now a client refuses it: it has expired",
         "two days from now a client would still accept it",
     )
-    c.require(
-        isinstance(error_in_two_days, VerificationError),
-        "error_in_two_days is the VerificationError the verifier raised",
-        f"error_in_two_days is {type(error_in_two_days).__name__}, not the VerificationError of verify(): "
-        "build the verifier with .time(now + two days) and keep the exception",
-    )
+    if not isinstance(error_in_two_days, VerificationError):
+        c.require(
+            False,
+            "",
+            f"error_in_two_days is {type(error_in_two_days).__name__}, not the VerificationError of verify(): "
+            "build the verifier with .time(now + two days) and keep the exception",
+        )
+    else:
+        c.require(
+            EXPIRED in str(error_in_two_days),
+            f"error_in_two_days is the verifier's refusal for the date ('{EXPIRED}')",
+            f"that VerificationError is about something else ({_first_line(error_in_two_days)}): verify for "
+            "localhost, two days from now, so that only the date can fail",
+        )
     return c.result()
+
+
+#: cryptography's words when a certificate is outside its validity period at the time of verification.
+EXPIRED = "not valid at validation time"
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).split(" (encountered")[0]

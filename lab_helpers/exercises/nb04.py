@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from ..oid_names import purpose_name
 from ..pki import CertificateAuthority, IssuedCertificate, PrivateKey, key_matches_certificate
 from . import Checker, CheckResult, not_attempted
 from .evidence import (
@@ -50,7 +51,7 @@ def _unpack(certificate: object, key: object) -> tuple[object, object]:
 def _purpose_names(purposes: list[x509.ObjectIdentifier] | None) -> str:
     if purposes is None:
         return "no ExtendedKeyUsage at all"
-    return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in purposes) or "an empty ExtendedKeyUsage"
+    return ", ".join(purpose_name(oid) for oid in purposes) or "an empty ExtendedKeyUsage"
 
 
 def _certificate_and_key_problem(certificate: object, key: object, names: tuple[str, str]) -> str | None:
@@ -67,17 +68,25 @@ def _certificate_and_key_problem(certificate: object, key: object, names: tuple[
 # -- the exercises ----------------------------------------------------------------
 
 
-def exercise_1(certificate: x509.Certificate | None, key: PrivateKey | None, *, ca: CertificateAuthority) -> CheckResult:
+def exercise_1(
+    certificate: x509.Certificate | None,
+    key: PrivateKey | None,
+    *,
+    ca: CertificateAuthority,
+    alice_certificate: x509.Certificate | None = None,
+) -> CheckResult:
     """4.1 Two names for bob: a client certificate whose SAN holds a URI and an email, that a real server accepts.
 
     A SubjectAlternativeName may hold several names of different types; the
-    server decides on the SAN and greets by the commonName. The check proves
-    the certificate works end to end, not only that it looks right.
+    server decides on the SAN and greets by the commonName. Bob needs a key of
+    his own: the key of ``alice_certificate`` (the notebook's ``client_cert``)
+    would let whoever holds alice's key be bob as well. The check proves the
+    certificate works end to end, not only that it looks right.
     """
     c = Checker(
         "4.1", "Two names for bob",
-        hint="Write a CSR with CN=bob and sign it with ca.sign_csr(csr, profile='client', "
-             f"names=['{BOB_URI}', '{BOB_EMAIL}']): names= takes URIs and emails together.",
+        hint="Steps 3 and 4 made alice's key, request and certificate. What changes for bob, and how does "
+             "`names` tell a URI from an email address?",
     )
     if not_attempted(certificate, key):
         return c.not_attempted()
@@ -94,8 +103,12 @@ def exercise_1(certificate: x509.Certificate | None, key: PrivateKey | None, *, 
     emails = san.value.get_values_for_type(x509.RFC822Name) if san else []
     c.require(uris == [BOB_URI], f"its SAN holds the URI {BOB_URI}",
               f"its SAN URIs are {uris}: the SAN needs exactly the URI {BOB_URI}")
-    c.require(emails == [BOB_EMAIL], f"its SAN holds the email {BOB_EMAIL}",
-              f"its SAN emails are {emails}: add {BOB_EMAIL} to names=[...] (an x509.RFC822Name)")
+    if any(email.lower().startswith("mailto:") for email in emails):
+        c.require(False, "", f"its SAN emails are {emails}: an email entry is the bare address, {BOB_EMAIL}, "
+                             "without mailto:")
+    else:
+        c.require(emails == [BOB_EMAIL], f"its SAN holds the email {BOB_EMAIL}",
+                  f"its SAN emails are {emails}: add {BOB_EMAIL} to names=[...] (an x509.RFC822Name)")
     purposes = extended_key_usages(certificate)
     c.require(purposes == [ExtendedKeyUsageOID.CLIENT_AUTH], "its ExtendedKeyUsage is clientAuth only",
               f"its ExtendedKeyUsage is {_purpose_names(purposes)}: sign with profile='client'")
@@ -104,6 +117,10 @@ def exercise_1(certificate: x509.Certificate | None, key: PrivateKey | None, *, 
     matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
     c.require(matches, "bob_key is the private key of bob_certificate",
               "bob_key is not the key of bob_certificate: sign the CSR you made with bob_key")
+    if alice_certificate is not None:
+        c.require(not key_matches_certificate(key, alice_certificate),  # type: ignore[arg-type]
+                  "bob_key is a key of his own, not alice's",
+                  "bob_key is alice's key (client_key): give bob a key of his own, generated as in step 3")
     if signed and matches and valid_now(certificate):
         outcome = request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
         c.require(outcome.ok and outcome.body == "Hello, bob\n",
@@ -176,8 +193,8 @@ def exercise_3(
     """
     c = Checker(
         "4.3", "A certificate without names",
-        hint="ca.sign_csr(client_csr, profile='client', names=[]) leaves the SAN out; then run "
-             "PolicyBuilder().store(trusted).build_client_verifier().verify(certificate, []) as in step 5.",
+        hint="The task says how `names` leaves the SAN out. Then ask the verifier of step 5 that checks client "
+             "certificates: did it return, or raise?",
     )
     if not_attempted(certificate, key, accepted_by_path_validator):
         return c.not_attempted()
@@ -206,8 +223,10 @@ def exercise_3(
                              "step 5 said about the certificate")
     else:
         said = "accepts" if validator_accepts else "refuses"
+        why = (": it follows the rules of the Web PKI, which require a SAN in every leaf certificate"
+               if not validator_accepts else "")
         c.require(accepted_by_path_validator == validator_accepts,
-                  f"you found that cryptography's path validator {said} it",
+                  f"you found that cryptography's path validator {said} it{why}",
                   f"accepted_by_path_validator is {accepted_by_path_validator}, but the path validator {said} it: "
                   "run build_client_verifier().verify(...) and look at what happens")
     matches = key_matches_certificate(key, certificate)  # type: ignore[arg-type]
@@ -216,8 +235,13 @@ def exercise_3(
     if signed and matches and subject_cn is not None and valid_now(certificate):
         outcome = request_through_a_lab_server(certificate, key, ca)  # type: ignore[arg-type]
         c.require(outcome.ok and outcome.body == f"Hello, {subject_cn}\n",
-                  f"a real mTLS server (OpenSSL) accepted it and greeted {subject_cn} by the commonName",
+                  f"a real mTLS server (OpenSSL) accepted it and greeted {subject_cn} by the commonName: OpenSSL "
+                  "checks a client certificate's chain, dates and purpose, and matches no name in it",
                   f"a real mTLS request with it got: {outcome}")
+        if not validator_accepts and all(ok for ok, _ in c.points):
+            c.require(True, "two verifiers, two answers: the connection works, the identity does not. A server "
+                            "that decides on the URI (notebook 08) finds nothing to decide on: give every client "
+                            "certificate a SAN", "")
     return c.result()
 
 
@@ -236,8 +260,8 @@ def exercise_4(
     """
     c = Checker(
         "4.4", "A bundle with its CA",
-        hint="pkcs12.serialize_key_and_certificates takes the CA certificates in cas=[...] and a password in "
-             "encryption_algorithm=...; write_atomic(path, data, private=True) writes a file only you can read.",
+        hint="Step 8 wrote client.p12 without the CA: which argument of the same call carries more certificates? "
+             "And how did step 8 write the file so that only you can read it?",
     )
     if not_attempted(path, password):
         return c.not_attempted()

@@ -61,20 +61,33 @@ def _what_came_back(outcome: Outcome, expected: str | None, other_uri: str | Non
     return f"got {body!r}, not {expected}: send self.client_identity.uris[0]"
 
 
-def exercise_1(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
+def _exercise_server_problem(server: object, variable: str) -> str | None:
+    """Why the learner's server cannot be examined, in words that say what to run again."""
+    if isinstance(server, MTLSServer) and not server.running:
+        return (f"{variable} is not running (the last cell of this section stops the exercise servers): "
+                "run your exercise cell again, which starts it, then this check")
+    return server_problem(server, variable)
+
+
+def exercise_1(
+    server: MTLSServer | None, *, paths: LabPaths, context: ssl.SSLContext | None = None
+) -> CheckResult:
     """5.1 A TLS 1.3-only server, on the lab files, under a name of its own.
 
     The check makes two real requests with alice's certificate: one from a
     client capped at TLS 1.2, which the server must refuse for the protocol
-    version, and one from a normal client, which it must answer.
+    version, and one from a normal client, which it must answer. ``context``
+    is step 2's context: a server built on it, changed in place, would change
+    exercise 5.2's server as well.
     """
     c = Checker(
         "5.1", "A TLS 1.3-only server",
-        hint="build_server_context(...) takes minimum_version=ssl.TLSVersion...; MTLSServer(...) takes name=.",
+        hint="Step 2b set the lowest TLS version a context accepts; `build_server_context` takes the same setting. "
+             "And which argument of MTLSServer keeps a re-run from replacing the lab server?",
     )
     if not_attempted(server):
         return c.not_attempted()
-    problem = server_problem(server, "tls13_server")
+    problem = _exercise_server_problem(server, "tls13_server")
     if problem:
         return c.fail(problem)
     assert isinstance(server, MTLSServer)
@@ -82,10 +95,19 @@ def exercise_1(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
     c.require(
         name is not None and name != "lab",
         f"it runs under a name of its own ({name!r}): a re-run of its cell replaces it, and nothing else",
-        "it runs under the name 'lab', so it replaced the lab server (and will be replaced by it): choose another name"
+        "it runs under the name 'lab', the course's main server: a re-run of step 6 would replace it. "
+        "Choose another name"
         if name == "lab" else
         "it has no name, so each re-run of its cell starts one more server: give it a name, such as 'lab-tls13'",
     )
+    if context is not None:
+        c.require(
+            server.context is not context,
+            "it has a context of its own: step 2's `context` is left as it was",
+            "it serves with step 2's `context`, changed in place: exercise 5.2 starts from that context too, and "
+            "it would refuse TLS 1.2 as well. Build a new context (build_server_context takes minimum_version=), "
+            "and set context.minimum_version back to ssl.TLSVersion.TLSv1_2",
+        )
     minimum = server.context.minimum_version
     c.require(minimum == ssl.TLSVersion.TLSv1_3, "its context's minimum_version is TLS 1.3",
               f"its context's minimum_version is {minimum.name}: set it to ssl.TLSVersion.TLSv1_3")
@@ -117,12 +139,12 @@ def exercise_2(server: MTLSServer | None, *, paths: LabPaths) -> CheckResult:
     """
     c = Checker(
         "5.2", "Answer with the client's URI",
-        hint="Subclass LabRequestHandler and write its do_GET; self.client_identity.uris holds the client's URIs; "
-             "MTLSServer(context, name=..., handler=YourHandler) serves with it.",
+        hint="Where does a handler find the certificate of the connection it serves, and which of its names is "
+             "the URI? The task names both attributes; send one URI, as text, with a newline.",
     )
     if not_attempted(server):
         return c.not_attempted()
-    problem = server_problem(server, "uri_server")
+    problem = _exercise_server_problem(server, "uri_server")
     if problem:
         return c.fail(problem)
     assert isinstance(server, MTLSServer)

@@ -35,6 +35,9 @@ UNKNOWN_CLIENT_CA = "unable to get local issuer certificate"
 #: A proxy address where nothing listens: a client that uses it fails.
 NO_PROXY_THERE = "http://127.0.0.1:9"
 SERVER_RECORD_WAIT = 3.0
+#: What a check says when the lab server of "On your own" is not running (after Run All, its last cell stopped it).
+LAB_SERVER_STOPPED = ("the lab server is not running (the last cell of this section stopped it): run the first cell "
+                      "of \"On your own\" again, which starts it, then this check")
 
 
 @contextmanager
@@ -132,8 +135,8 @@ def exercise_1(plain_get: Callable[..., requests.Response] | None, *, server: MT
     """
     c = Checker(
         "6.1", "The three requests in plain requests",
-        hint="verify=, cert= and timeout= can go on each request; a requests.Session() has trust_env, which "
-             "decides whether HTTPS_PROXY and REQUESTS_CA_BUNDLE are read at all.",
+        hint="Step 2 met both variables: a CA given on the request defeats one of them, but not the other. Which "
+             "session attribute makes requests read neither? And what does requests wait for, without a timeout?",
     )
     if not_attempted(plain_get):
         return c.not_attempted()
@@ -148,7 +151,7 @@ def exercise_1(plain_get: Callable[..., requests.Response] | None, *, server: MT
     except ValueError:  # no signature to read (a builtin): let the calls below tell
         pass
     if not server.running:
-        return c.fail("the lab server is not running: run the cell that starts it at the top of this section")
+        return c.fail(LAB_SERVER_STOPPED)
     uses_lab = _uses_the_lab_client(plain_get)
     if uses_lab is not None:
         c.require(not uses_lab, "it uses requests itself (no lab_session, no attempt)",
@@ -215,13 +218,16 @@ def exercise_2(outcome: Outcome | None, explanation: Explanation | None, *, serv
     """
     c = Checker(
         "6.2", "A certificate from another CA, explained",
-        hint="Pass server=server to attempt, so that the outcome carries what the server recorded; explain() takes "
-             "an exception or the server's reason. Which of the two is the same on every run?",
+        hint="An outcome carries what the server recorded only when attempt was told which server to read "
+             "(steps 3 to 5 did). explain() takes an exception or the server's reason: which of the two is the "
+             "same on every run?",
     )
     if not_attempted(outcome, explanation):
         return c.not_attempted()
     if not isinstance(outcome, Outcome):
         return c.fail(f"other_ca_outcome should be what attempt(...) returned, not {type(outcome).__name__}")
+    if not server.running:
+        return c.fail(LAB_SERVER_STOPPED)
     c.require(outcome.url.startswith(server.url), "the request went to the lab server",
               f"the request went to {outcome.url}, not to the lab server ({server.url})")
     c.require(not outcome.ok and outcome.failed_with(requests.exceptions.ConnectionError),
@@ -251,22 +257,26 @@ def exercise_2(outcome: Outcome | None, explanation: Explanation | None, *, serv
     return c.result()
 
 
-def exercise_3(outcome: Outcome | None, *, paths: LabPaths) -> CheckResult:
+def exercise_3(outcome: Outcome | None, *, paths: LabPaths, server: MTLSServer | None = None) -> CheckResult:
     """6.3 The right server at the wrong address: an IP in the URL, and no IP in the certificate's SAN.
 
     A client matches the URL's host against the server certificate's SAN,
     and an IP address only matches an IP entry. The check then asks the same
-    server by the name ``localhost``, which must work: only the address was wrong.
+    server (``server``, the learner's ``no_ip_server``) by the name
+    ``localhost``, which must work: only the address was wrong.
     """
     c = Checker(
         "6.3", "The right server at the wrong address",
-        hint="ca.issue_server_certificate('localhost') gives a certificate with no IP entry; start a server with "
-             "it, then request https://127.0.0.1:PORT/ with its port.",
+        hint="What does a client compare the host of the URL with, and which kind of SAN entry can match an "
+             "address (notebook 03, step 3)?",
     )
     if not_attempted(outcome):
         return c.not_attempted()
     if not isinstance(outcome, Outcome):
         return c.fail(f"by_ip_outcome should be what attempt(...) returned, not {type(outcome).__name__}")
+    if isinstance(server, MTLSServer) and not server.running:
+        return c.fail("no_ip_server is not running (the last cell of this section stopped it): run your exercise "
+                      "cell again, which starts it, then this check")
     parts = urlsplit(outcome.url)
     try:
         ipaddress.ip_address(parts.hostname or "")
@@ -277,10 +287,14 @@ def exercise_3(outcome: Outcome | None, *, paths: LabPaths) -> CheckResult:
               f"the URL names the server {parts.hostname!r}: use its address, https://127.0.0.1:PORT/")
     verify = _verify_failure(outcome.error) if outcome.error is not None else None
     mismatch = verify is not None and str(verify.verify_message).startswith("IP address mismatch")
-    c.require(mismatch, "the client refused the server's certificate: IP address mismatch",
-              "the request succeeded: the server's certificate has an IP entry for that address (the lab's "
-              "server.crt has 127.0.0.1); issue one for localhost only" if outcome.ok else
-              f"it failed, but not for the address: {outcome.reason}")
+    if outcome.ok and not by_address:
+        pass  # by name, success is right: the line above already says to ask by address
+    elif outcome.ok:
+        c.require(False, "", "the request succeeded: the server's certificate has an IP entry for that address "
+                             "(the lab's server.crt has 127.0.0.1); issue one for localhost only")
+    else:
+        c.require(mismatch, "the client refused the server's certificate: IP address mismatch",
+                  f"it failed, but not for the address: {outcome.reason}")
     if by_address and parts.port is not None:
         by_name = attempt(f"https://localhost:{parts.port}/", ca_file=paths.ca_cert,
                           cert_file=paths.client_cert, key_file=paths.client_key)
