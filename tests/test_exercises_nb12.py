@@ -201,11 +201,13 @@ def test_12_2_a_session_from_the_other_server_proves_nothing(lab_pki: LabPaths, 
     first = handshake(usual.port, context)  # step 3's session, from the usual server
     tickets_off = [handshake(no_tickets.port, context, session=first.session) for _ in range(3)]
     tickets_on = [handshake(usual.port, context, session=first.session) for _ in range(3)]
-    assert not any(r.resumed for r in tickets_off)  # "no tickets, no resumption": true, and proves nothing
+    assert not any(r.resumed for r in tickets_off)  # "no tickets, no resumption": true, and proves nothing...
+    twin = lab_server(started, lab_pki)  # ...since a server with tickets on does not resume it either
+    assert not any(handshake(twin.port, context, session=first.session).resumed for _ in range(3))
     result = check.exercise_12_2(no_tickets, tickets_off, tickets_on, paths=lab_pki)
     assert not result.passed
     assert ("tickets_off: the session you offered carries a ticket, which server_no_tickets never issues: it came "
-            "from another server, and a session never resumes on a server that did not make it, tickets or not. "
+            "from another server, and a lab server never resumes a session another server made, tickets or not. "
             "Offer server_no_tickets the session of a first handshake to itself") in missing(result)
     assert "that same server" in (result.hint or "")
 

@@ -110,8 +110,8 @@ def _offered_its_own_sessions(results: Sequence[HandshakeResult], variable: str,
         return False
     if any(r.offered.has_ticket for r in results if r.offered is not None):
         c.require(False, "", f"{variable}: the session you offered carries a ticket, which server_no_tickets never "
-                             "issues: it came from another server, and a session never resumes on a server that did "
-                             "not make it, tickets or not. Offer server_no_tickets the session of a first handshake "
+                             "issues: it came from another server, and a lab server never resumes a session another "
+                             "server made, tickets or not. Offer server_no_tickets the session of a first handshake "
                              "to itself")
         return False
     return True
@@ -198,8 +198,8 @@ def exercise_2(
     """
     c = Checker(
         "12.2", "Turn session tickets off",
-        hint="A session resumes only on the server that made it, tickets or not: offer each server the session of "
-             "a first handshake to that same server.",
+        hint="A lab server resumes only the sessions it made itself (each has its own ticket key), tickets or not: "
+             "offer each server the session of a first handshake to that same server.",
     )
     if not_attempted(server, tickets_off, tickets_on):
         return c.not_attempted()
