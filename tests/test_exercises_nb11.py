@@ -24,6 +24,7 @@ from lab_helpers import (
     load_certificate,
     trace_handshake,
 )
+from lab_helpers.exercises import nb11
 from lab_helpers.wire import HandshakeTrace
 from exercise_checks import NOT_ATTEMPTED, missing, strict
 
@@ -366,3 +367,16 @@ def test_11_4_strict_mode_raises(lab_pki: LabPaths, monkeypatch: pytest.MonkeyPa
     strict(monkeypatch)
     with pytest.raises(AssertionError, match="does not pass its own check"):
         check.exercise_11_4(proxy, counted, ONE_MORE, paths=lab_pki)
+
+
+def test_11_2_a_host_name_offset_at_the_extension_asks_for_the_fields_not_the_count(
+    capture_13: RecordingProxy,
+) -> None:
+    """The learner's try: the name at the extension's first byte. The message names the fields between them."""
+    extension_at = next(at for at, kind, _ in nb11._client_hello_extensions(bytes(capture_13.client_to_server))
+                        if kind == 0)
+    result = check.exercise_11_2(extension_at, extension_at, capture=capture_13)
+    [problem] = missing(result)
+    assert problem.endswith("the name sits inside the ClientHello (the first record), after its extension's type "
+                            "and length, the list's length, the name type and the name's length")
+    assert "9 bytes" not in problem

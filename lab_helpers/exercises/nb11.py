@@ -302,7 +302,8 @@ def exercise_2(server_name_offset: int | None, host_name_offset: int | None, *, 
         c.require(at_offset == host and in_hello,
                   f"at byte {host_name_offset} the ClientHello holds {host!r}, in clear",
                   f"at byte {host_name_offset} the capture holds {at_offset!r}, not {host!r}: the name sits "
-                  "inside the ClientHello (the first record), 9 bytes after the start of its extension")
+                  "inside the ClientHello (the first record), after its extension's type and length, the list's "
+                  "length, the name type and the name's length")
     if server_name_offset is None:
         c.require(False, "", "server_name_offset is still None: the byte where the server_name extension starts "
                              "(its type, 00 00)")
