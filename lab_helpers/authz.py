@@ -169,12 +169,15 @@ class AccessPolicy:
         return f"<AccessPolicy by {self.identify_by}: {rules or 'no rules (deny all)'}>"
 
     def _repr_html_(self) -> str:
+        # The table shows ANY_CLIENT as its value, "*": the caption says what it stands for.
+        any_client = any(ANY_CLIENT in ids for ids in self.rules.values())
+        star = f"{ANY_CLIENT} is ANY_CLIENT, any client whose certificate passed the handshake; " if any_client else ""
         rows = "".join(
             f"<tr><td><code>{html.escape(path)}</code>{' (exact)' if exact else ''}</td>"
             f"<td>{html.escape(', '.join(sorted(ids)))}</td></tr>"
             for (path, exact), ids in sorted(self.rules.items())
         )
         return (
-            f"<table><caption>Access policy (clients named by {self.identify_by}; "
+            f"<table><caption>Access policy (clients named by {self.identify_by}; {html.escape(star)}"
             f"anything not listed is denied)</caption><tr><th>path</th><th>allowed</th></tr>{rows}</table>"
         )

@@ -98,7 +98,8 @@ CASES: tuple[_Case, ...] = (
     _Case("key-too-small", ("EE_KEY_TOO_SMALL", "CA_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"),
           "A key or signature is too weak for the security level of this side's OpenSSL context.",
           "Security level 2 refuses RSA keys under 2048 bits and SHA-1 signatures. Python's ssl sets it on "
-          "every context (its default cipher string starts with @SECLEVEL=2), and so do OpenSSL 3.2 and later "
+          "every context in its default build (its default cipher string starts with @SECLEVEL=2; distributions "
+          "such as Fedora build Python to take the system's crypto policy instead), and so do OpenSSL 3.2 and later "
           "and distribution builds such as Debian's; OpenSSL's own default was level 1 before 3.2, so an older "
           "curl or Node.js may still accept what Python refuses.",
           "Issue the certificate again with ECDSA P-256 or RSA-2048 (or larger) and SHA-256."),
@@ -119,7 +120,8 @@ CASES: tuple[_Case, ...] = (
           _CLIENT_REJECTED_SERVER,
           "The host name in the URL is not among the server certificate's SubjectAltName DNS names. A certificate "
           "with only a commonName (like the one `openssl x509 -req` makes without -extfile) has no SAN at all: "
-          "modern clients ignore the commonName.",
+          "requests (urllib3 2), browsers and Go ignore the commonName; curl, Java and ssl.create_default_context() "
+          "still fall back to it, which is why the same certificate can work with curl and fail here.",
           "Issue the server certificate with a SAN for every name clients use (DNS:localhost), or use a name it has."),
     _Case("server-ip-mismatch", ("IP address mismatch",),
           _CLIENT_REJECTED_SERVER,
@@ -150,7 +152,8 @@ CASES: tuple[_Case, ...] = (
            "CA cert does not include key usage extension", "Missing Authority Key Identifier@server",
            "Missing Subject Key Identifier@server", "Basic Constraints of CA cert not marked critical@server"),
           "A verifier in strict mode (Python 3.13 by default) rejected a certificate that lacks a required extension.",
-          "RFC 5280 requires these extensions; Python 3.13 and urllib3 on 3.13 enforce them with VERIFY_X509_STRICT.",
+          "RFC 5280 requires these extensions; Python 3.13 and urllib3 on 3.13 enforce them with VERIFY_X509_STRICT "
+          "(with OpenSSL 3.0 or later: OpenSSL 1.1.1's strict mode lacks these checks).",
           "Issue certificates with SKI and AKI, a critical BasicConstraints, and KeyUsage on CAs (the lab's CA does)."),
     _Case("certificate-unreadable",
           ("INVALID_CERTIFICATE", "UnreadableCertificateError", "DuplicateExtension", "error parsing asn1 value",
@@ -176,9 +179,12 @@ CASES: tuple[_Case, ...] = (
                                     "self-signed certificate in certificate chain@server"),
           _SERVER_REJECTED_CLIENT,
           "The client's certificate was issued by a CA the server does not trust (or the client did not send "
-          "the intermediate it needs).",
+          "the intermediate it needs). Seen from the client, the same alert unknown_ca also comes from a server "
+          "that checks CRLs and has none for that CA: OpenSSL sends it for both, and the server's record tells "
+          "them apart ('unable to get certificate CRL').",
           "Use a client certificate from the CA the server trusts, or add its CA to the server's "
-          "load_verify_locations (only if you mean to trust everything it signs)."),
+          "load_verify_locations (only if you mean to trust everything it signs); if the server's record says "
+          "'unable to get certificate CRL', load that CA's CRL on the server instead."),
     _Case("client-certificate-expired", ("SSLV3_ALERT_CERTIFICATE_EXPIRED", "certificate has expired@server"),
           _SERVER_REJECTED_CLIENT,
           "The client's certificate is past its notAfter date; or, when the server checks a CRL, the CRL is past its "

@@ -33,6 +33,8 @@ __all__ = [
     "RecordingProxy",
     "TLSRecord",
     "parse_records",
+    "TLS_GROUPS",
+    "key_shares",
     "HandshakeResult",
     "handshake",
 ]
@@ -290,6 +292,62 @@ def parse_records(data: bytes, direction: str) -> list[TLSRecord]:
     return records
 
 
+#: Key exchange groups by their number in IANA's TLS Supported Groups registry: the ones a learner meets.
+TLS_GROUPS = {
+    0x0017: "P-256", 0x0018: "P-384", 0x0019: "P-521", 0x001D: "X25519", 0x001E: "X448",
+    0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x11EC: "X25519MLKEM768",
+}  # fmt: skip
+_KEY_SHARE = 51  # the key_share extension (RFC 8446, section 4.2.8)
+_CLIENT_HELLO, _SERVER_HELLO = 1, 2
+
+
+def key_shares(hello: bytes) -> list[tuple[str, int]]:
+    """The key_share entries of the ClientHello or ServerHello that ``hello`` starts with: ``[(group, size)]``.
+
+    Both hellos travel in clear, so the bytes a :class:`RecordingProxy`
+    recorded tell which key exchange a handshake used: a client sends one
+    share per group it offers, the server one for the group it picked (a
+    HelloRetryRequest names the group alone: size 0). The walk is exercise
+    11.2's: each variable-length field starts with its own length. A hello
+    without the extension (TLS 1.2) gives ``[]``. Python 3.15 with OpenSSL
+    3.2 or later names the group directly, ``SSLSocket.group()``.
+    """
+    data = bytes(hello)
+    if len(data) < 6 or data[0] != 22 or data[5] not in (_CLIENT_HELLO, _SERVER_HELLO):
+        raise LabError("These bytes do not start with a ClientHello or ServerHello record: pass proxy.client_to_server "
+                       "or proxy.server_to_client of one connection.")
+    client = data[5] == _CLIENT_HELLO
+    try:
+        at = 5 + 4 + 2 + 32  # record header, message header, legacy version, random
+        at += 1 + data[at]  # the session id
+        if client:  # lists of cipher suites and compression methods
+            at += 2 + int.from_bytes(data[at : at + 2], "big")
+            at += 1 + data[at]
+        else:  # one cipher suite, one compression method
+            at += 2 + 1
+        if at >= len(data):
+            return []  # no extensions at all
+        end, at = at + 2 + int.from_bytes(data[at : at + 2], "big"), at + 2
+        while at < end:  # each extension: a 2-byte type, a 2-byte length, its data
+            kind, length = int.from_bytes(data[at : at + 2], "big"), int.from_bytes(data[at + 2 : at + 4], "big")
+            if kind == _KEY_SHARE:
+                entries = data[at + 4 : at + 4 + length]
+                if not client and length == 2:  # a HelloRetryRequest: the group it wants, no share yet
+                    group = int.from_bytes(entries, "big")
+                    return [(TLS_GROUPS.get(group, f"group 0x{group:04x}"), 0)]
+                entries = entries[2:] if client else entries  # a client sends a list (2-byte length first)
+                shares = []
+                while len(entries) >= 4:
+                    group, size = int.from_bytes(entries[:2], "big"), int.from_bytes(entries[2:4], "big")
+                    shares.append((TLS_GROUPS.get(group, f"group 0x{group:04x}"), size))
+                    entries = entries[4 + size :]
+                return shares
+            at += 4 + length
+    except IndexError:
+        raise LabError("The hello is cut short: record the whole first flight of the connection.") from None
+    return []
+
+
 class RecordingProxy:
     """A TCP relay on 127.0.0.1 that forwards to ``target_port`` and keeps a copy of every byte.
 
@@ -399,10 +457,18 @@ def _no_delay(sock: socket.socket) -> None:
 
 @dataclass(frozen=True)
 class HandshakeResult:
+    """One connection's outcome: its version, its session (to offer later), whether it resumed, the answer.
+
+    ``offered`` is the session the client offered (None for a full
+    handshake asked for as one), so that a result says which session it
+    tried to resume: a session from another server never resumes.
+    """
+
     version: str
     session: ssl.SSLSession | None
     resumed: bool
     answer: bytes
+    offered: ssl.SSLSession | None = None
 
 
 def handshake(
@@ -420,4 +486,6 @@ def handshake(
             chunks = []
             while chunk := tls.recv(4096):
                 chunks.append(chunk)
-            return HandshakeResult(tls.version() or "", tls.session, bool(tls.session_reused), b"".join(chunks))
+            return HandshakeResult(
+                tls.version() or "", tls.session, bool(tls.session_reused), b"".join(chunks), offered=session
+            )

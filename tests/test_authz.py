@@ -180,3 +180,11 @@ def test_the_server_answers_400_to_an_ambiguous_path(policy_server: MTLSServer, 
             while chunk := tls.recv(4096):
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 400") and b"ambiguous" in answer
+
+
+def test_the_policy_table_says_what_the_star_means() -> None:
+    """The table shows ANY_CLIENT as its value, '*'; the caption says so, only where a rule uses it."""
+    open_root = AccessPolicy().allow("/", ANY_CLIENT).allow("/admin", "spiffe://lab.example/user/alice")
+    assert "* is ANY_CLIENT, any client whose certificate passed the handshake" in open_root._repr_html_()
+    named_only = AccessPolicy().allow("/admin", "spiffe://lab.example/user/alice")
+    assert "ANY_CLIENT" not in named_only._repr_html_()

@@ -81,6 +81,42 @@ def test_7_1_a_non_critical_extension_is_accepted_and_says_so(lab: CatalogLab, s
     assert any("the request succeeded" in text for text in missing(result))
 
 
+def test_7_1_the_original_session_means_the_server_never_saw_the_new_certificate(
+    lab: CatalogLab, server: MTLSServer
+) -> None:
+    """The learner's slip: the right certificate, sent with alice_session, which presents her original one."""
+    certificate = alice_with_extension(lab, critical=True)
+    with lab_session(ca_file=lab.ca_file, cert_file=lab.client[0], key_file=lab.client[1]) as alice_session:
+        outcome = attempt(server.url, session=alice_session, server=server)
+    assert outcome.ok  # the server saw alice's original certificate, and let her in
+    result = nb07.exercise_1(certificate, outcome, ca_certificate=lab.ca.certificate)
+    assert missing(result) == [
+        "the request succeeded, so the server never saw your new certificate: present the file you saved "
+        "(cert_file=..., key_file=lab.client[1])"
+    ]  # and no false "pass server=server", which was passed
+
+
+def test_7_1_a_non_critical_extension_says_why_the_request_succeeded(
+    lab: CatalogLab, server: MTLSServer, tmp_path: Path
+) -> None:
+    outcome = present(lab, server, alice_with_extension(lab, critical=False), tmp_path)
+    result = nb07.exercise_1(alice_with_extension(lab, critical=False), outcome, ca_certificate=lab.ca.certificate)
+    assert "the request succeeded: an extension nobody knows is ignored unless it is marked critical" in missing(result)
+    assert not any("server=server" in text for text in missing(result))
+
+
+def test_7_1_an_outcome_without_the_server_side_says_so(lab: CatalogLab, server: MTLSServer, tmp_path: Path) -> None:
+    certificate = alice_with_extension(lab, critical=True)
+    cert_file = save_certificate(certificate, tmp_path / "presented.crt")
+    outcome = attempt(server.url, ca_file=lab.ca_file, cert_file=cert_file, key_file=lab.client[1])  # no server=
+    result = nb07.exercise_1(certificate, outcome, ca_certificate=lab.ca.certificate)
+    assert missing(result) == [
+        "your outcome has no server side: pass server=server to attempt(), so that it carries the reason the "
+        "server recorded"
+    ]
+    assert "RFC 5280" in (result.hint or "") and "UnrecognizedExtension" not in (result.hint or "")  # the idea, not the code
+
+
 def test_7_1_the_signature_is_checked_even_when_the_server_objects_to_the_extension_first(
     lab: CatalogLab, server: MTLSServer, tmp_path: Path
 ) -> None:
@@ -129,7 +165,11 @@ def test_7_2_passes_with_the_live_alert(lab: CatalogLab) -> None:
 
 def test_7_2_the_rfc_name_of_the_alert_passes_too(lab: CatalogLab) -> None:
     outcome = nb07.live_not_yet_valid_server_reason(lab)
-    assert nb07.exercise_2(" bad_certificate", outcome, lab=lab).passed
+    result = nb07.exercise_2(" bad_certificate", outcome, lab=lab)
+    assert result.passed
+    # RFC 8446 6.2 defines certificate_expired for "expired or not currently valid": the choice is OpenSSL's.
+    assert "OpenSSL sends the generic bad_certificate" in result.points[-1][1]
+    assert "TLS has no" not in result.points[-1][1]
 
 
 def test_7_2_the_expired_alert_is_named_as_case_11s(lab: CatalogLab) -> None:
@@ -139,8 +179,8 @@ def test_7_2_the_expired_alert_is_named_as_case_11s(lab: CatalogLab) -> None:
         result = nb07.exercise_2(guess, outcome, lab=lab)
         assert not result.passed
         [problem] = missing(result)
-        assert problem.startswith(f"{guess!r} is case 11's alert, which TLS sends for a certificate past its notAfter")
-        assert "RFC 8446 has no alert for that" in problem
+        assert problem.startswith(f"{guess!r} is case 11's alert. RFC 8446 would allow it here too")
+        assert "OpenSSL sends it only for a certificate past its notAfter" in problem
         assert "BAD_CERTIFICATE" not in problem.upper() and "copy" not in problem  # points at the idea, not the value
     assert "BAD_CERTIFICATE" not in (result.hint or "").upper()
 
@@ -220,6 +260,11 @@ def test_7_3_dropping_a_name_or_verification_is_not_a_repair(lab: CatalogLab, re
     assert not result.passed and missing(result) == ["the server's certificate lost api.example.com: clients use that name too, keep it"]
     result = nb07.exercise_3(repaired["server_pair"], False, repaired["client_pair"], lab=lab)
     assert not result.passed and "verification stays on" in missing(result)[0]
+
+
+def test_7_3_the_hint_points_at_the_method_not_the_three_fixes(lab: CatalogLab) -> None:
+    hint = nb07.exercise_3(lab.server_other_host, lab.other_ca_file, lab.client_expired, lab=lab).hint or ""
+    assert "explain()" in hint and "localhost" not in hint and "api.example.com" not in hint
 
 
 def test_7_3_strict_mode_raises(lab: CatalogLab, monkeypatch: pytest.MonkeyPatch) -> None:

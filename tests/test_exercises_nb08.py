@@ -98,6 +98,36 @@ def test_8_1_reports_for_everyone_is_too_much(world: World) -> None:
     assert not result.passed and missing(result) == ["alice may read /reports: the /reports rule names bob only"]
 
 
+def test_8_1_allow_on_bound_changes_bound_and_says_so(world: World) -> None:
+    """The learner's slip: reports_policy = bound.allow(...) passes every point and widens the running policy."""
+    running = bound(world)
+    reports_policy = running.allow("/reports", BOB)  # allow() returns the policy it changed: running itself
+    result = nb08.exercise_1(reports_policy, alice=world.alice, bob=world.bob, impostor=world.impostor, bound=running)
+    assert not result.passed
+    assert missing(result) == [
+        "reports_policy is bound itself: allow() changes the policy it is called on, so bound, the running server's "
+        "policy, now lets bob into /reports too; run step 4's cell that builds bound again, and start "
+        "reports_policy from AccessPolicy()"
+    ]
+
+
+def test_8_1_a_bound_changed_earlier_is_found_too(world: World) -> None:
+    running = bound(world)
+    running.allow("/reports", BOB)  # a first try that changed bound, then a correct new policy
+    result = nb08.exercise_1(bound(world).allow("/reports", BOB), alice=world.alice, bob=world.bob,
+                             impostor=world.impostor, bound=running)
+    assert not result.passed and missing(result)[0].startswith("bound now lets bob into /reports")
+
+
+def test_8_1_a_new_policy_leaves_bound_alone(world: World) -> None:
+    running = bound(world)
+    result = nb08.exercise_1(bound(world).allow("/reports", BOB), alice=world.alice, bob=world.bob,
+                             impostor=world.impostor, bound=running)
+    assert result.passed, result
+    assert "bound is unchanged: reports_policy is a policy of its own" in [text for ok, text in result.points if ok]
+    assert "allow(" not in (result.hint or "")  # the idea, not the code
+
+
 def test_8_1_wrong_type(world: World) -> None:
     result = check_1(world, {"/reports": BOB})
     assert not result.passed and "should be an AccessPolicy" in missing(result)[0]
@@ -166,6 +196,25 @@ def test_8_2_without_trust_domains_the_partner_mints_services(world: World) -> N
     assert missing(result)[0].startswith("the partner CA minted a lab.example service")
 
 
+def test_8_2_without_a_metrics_rule_there_is_nothing_to_widen(world: World) -> None:
+    result = check_2(world, bound(world, ServicesReadMetrics()))  # no .allow("/metrics", ...)
+    assert not result.passed
+    assert missing(result) == [
+        "spiffe://lab.example/service/exporter cannot read /metrics and everything under it: does your policy have "
+        "a /metrics rule? Without one, super().decide() finds no rule to widen"
+    ]
+
+
+def test_8_2_a_decide_that_returns_no_decision_is_named(world: World) -> None:
+    class ReturnsBool(AccessPolicy):
+        def decide(self, client: ClientIdentity, target: str) -> Decision:
+            return super().decide(client, target).allowed  # type: ignore[return-value]
+
+    result = check_2(world, bound(world, ReturnsBool()).allow("/metrics", ALICE))
+    assert missing(result) == ["decide() must return a Decision (what super().decide() returns, or a replace() of it), "
+                               "not bool"]
+
+
 def test_8_2_strict_mode_raises(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -213,8 +262,43 @@ def test_8_3_a_certificate_pin_refuses_the_same_key_renewal(world: World) -> Non
     result = check_3(world, pinned, world.alice_same_key)
     assert not result.passed
     assert missing(result) == [
-        "alice (or her same-key renewal) cannot read /admin: allow the pin of her key, computed from her public key"
+        "alice's same-key renewal cannot read /admin: your pin changes with the certificate; hash the "
+        "SubjectPublicKeyInfo, not the certificate"
     ]
+
+
+class CertificateHashPolicy(AccessPolicy):
+    """The learner's try: the SHA-256 of the whole certificate, returned as a pair."""
+
+    def identity_of(self, client: ClientIdentity) -> tuple[str | None, str]:
+        assert client.certificate is not None
+        return hashlib.sha256(client.certificate.public_bytes(Encoding.DER)).hexdigest(), ""
+
+
+def test_8_3_hashing_the_whole_certificate_names_the_real_mistake(world: World) -> None:
+    pin = hashlib.sha256(world.alice.public_bytes(Encoding.DER)).hexdigest()
+    policy = CertificateHashPolicy(identify_by="fingerprint").allow("/public", ANY_CLIENT).allow("/admin", pin)
+    result = check_3(world, policy, world.alice_same_key)
+    assert missing(result) == [
+        "alice's same-key renewal cannot read /admin: your pin changes with the certificate; hash the "
+        "SubjectPublicKeyInfo, not the certificate"
+    ]
+    assert "sign_csr" not in (result.hint or "") and "public_bytes" not in (result.hint or "")
+
+
+class PinAlonePolicy(AccessPolicy):
+    """The learner's try: identity_of returns the pin alone, not (pin, reason)."""
+
+    def identity_of(self, client: ClientIdentity):  # type: ignore[no-untyped-def, override]
+        assert client.certificate is not None
+        return key_pin(client.certificate)
+
+
+def test_8_3_identity_of_returning_the_pin_alone_is_named_not_a_traceback(world: World) -> None:
+    policy = PinAlonePolicy(identify_by="fingerprint").allow("/public", ANY_CLIENT).allow("/admin", key_pin(world.alice))
+    result = check_3(world, policy, world.alice_same_key)  # used to raise ValueError: too many values to unpack
+    assert not result.passed
+    assert missing(result) == ['identity_of must return a pair (name, reason), not str: return pin, ""']
 
 
 def test_8_3_a_uri_policy_lets_the_new_key_in(world: World) -> None:

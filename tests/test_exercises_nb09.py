@@ -51,6 +51,8 @@ def deep_files(
         chain = [chain[0], chain[2], chain[1]]
     elif order == "leaf only":
         chain = chain[:1]
+    elif order == "one intermediate":
+        chain = chain[:2]
     if with_root:
         chain.append(root.certificate)
     return save_chain(chain, folder / "deep-chain.crt"), save_private_key(leaf.private_key, folder / "deep.key")
@@ -69,7 +71,9 @@ def test_9_1_the_right_chain_passes_through_a_real_server(root: CertificateAutho
 def test_9_1_pathlen_zero_above_is_refused_by_verify_chain(root: CertificateAuthority, tmp_path: Path) -> None:
     result = check.exercise_09_1(*deep_files(root, tmp_path, upper=0), root_certificate=root.certificate)
     assert not result.passed
-    assert "lab-policy-ca has pathlen:0: then it may not sign a CA at all; give it path_length=1" in missing(result)
+    assert ("lab-policy-ca has pathlen:0, so it may sign no CA at all: how many CAs must follow it in your chain?"
+            in missing(result))
+    assert not any("path_length=1" in text for text in missing(result))  # a question, not the value
     assert any(text.startswith("verify_chain refuses it: ") for text in missing(result))
     assert any("not tried until verify_chain accepts it" in text for text in missing(result))
 
@@ -78,20 +82,41 @@ def test_9_1_no_limit_works_but_allows_too_much(root: CertificateAuthority, tmp_
     result = check.exercise_09_1(*deep_files(root, tmp_path, upper=None), root_certificate=root.certificate)
     assert missing(result) == [
         "lab-policy-ca has no path length limit: that allows more CAs below it than this chain needs; "
-        "give it path_length=1"
+        "how many CAs follow it in your chain?"
+    ]
+
+
+def test_9_1_an_issuing_ca_that_could_create_a_ca_is_asked_a_question(root: CertificateAuthority, tmp_path: Path) -> None:
+    result = check.exercise_09_1(*deep_files(root, tmp_path, lower=1), root_certificate=root.certificate)
+    assert missing(result) == [
+        "lab-issuing-ca-2 has pathlen:1: its key could still create a CA below it; how many CAs does a CA that signs "
+        "leaves only need below it?"
     ]
 
 
 def test_9_1_a_leaf_alone_and_a_root_in_the_file(root: CertificateAuthority, tmp_path: Path) -> None:
     leaf_only = check.exercise_09_1(*deep_files(root, tmp_path, order="leaf only"), root_certificate=root.certificate)
-    assert any("the leaf is followed by nothing" in text for text in missing(leaf_only))
+    assert ("localhost was signed by lab-issuing-ca-2, which is not in the file: a client that trusts only "
+            "lab-root-ca needs every CA between your leaf and the root") in missing(leaf_only)
+    assert not any("not in order" in text for text in missing(leaf_only))  # the old false lead
     with_root = check.exercise_09_1(*deep_files(root, tmp_path, with_root=True), root_certificate=root.certificate)
     assert "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)" in missing(with_root)
 
 
+def test_9_1_the_leaf_and_its_issuer_alone_name_the_missing_ca(root: CertificateAuthority, tmp_path: Path) -> None:
+    """The learner's file: leaf + lab-issuing-ca-2. The check names the CA that is missing, not an order problem."""
+    files = deep_files(root, tmp_path, order="one intermediate")
+    result = check.exercise_09_1(*files, root_certificate=root.certificate)
+    assert missing(result)[0] == (
+        "lab-issuing-ca-2 was signed by lab-policy-ca, which is not in the file: a client that trusts only "
+        "lab-root-ca needs every CA between your leaf and the root"
+    )
+
+
 def test_9_1_certificates_out_of_order(root: CertificateAuthority, tmp_path: Path) -> None:
     result = check.exercise_09_1(*deep_files(root, tmp_path, order="swapped"), root_certificate=root.certificate)
-    assert any(text.startswith("the certificates are not in order") for text in missing(result))
+    assert ("localhost is followed by lab-policy-ca, but was signed by lab-issuing-ca-2: each certificate must be "
+            "followed by the CA that signed it") in missing(result)
 
 
 def test_9_1_files_that_do_not_exist(root: CertificateAuthority, tmp_path: Path) -> None:
@@ -131,7 +156,10 @@ def test_9_2_the_smallest_path_lengths_pass_and_alice_is_greeted(root: Certifica
 
 def test_9_2_a_path_length_larger_than_needed(root: CertificateAuthority) -> None:
     result = check.exercise_09_2(alice_under(root, [3, 1, 0]), root_certificate=root.certificate)
-    assert missing(result) == ["lab-region-ca has pathlen:3, more than needed: with 2 the chain still verifies"]
+    assert missing(result) == [
+        "lab-region-ca has pathlen:3, more than needed: verify_chain still accepts the chain with a smaller one. "
+        "How many CAs follow lab-region-ca in this chain?"
+    ]  # a question, not "with 2 the chain still verifies"
 
 
 def test_9_2_no_limit_is_not_the_smallest(root: CertificateAuthority) -> None:
@@ -142,10 +170,10 @@ def test_9_2_no_limit_is_not_the_smallest(root: CertificateAuthority) -> None:
 def test_9_2_path_lengths_too_small_name_the_ca_where_the_chain_breaks(root: CertificateAuthority) -> None:
     result = check.exercise_09_2(alice_under(root, [1, 0, 0]), root_certificate=root.certificate)
     assert any(text.startswith("verify_chain refuses the chain: ") for text in missing(result))
-    assert "lab-region-ca has pathlen:1, but 2 CAs follow it in this chain: the chain breaks there, " \
-        "so verify_chain refuses it" in missing(result)
-    assert "lab-department-ca has pathlen:0, but 1 CA follows it in this chain: the chain breaks there, " \
-        "so verify_chain refuses it" in missing(result)
+    assert "lab-region-ca has pathlen:1, and the chain breaks there, so verify_chain refuses it: " \
+        "how many CAs follow lab-region-ca in this chain?" in missing(result)
+    assert "lab-department-ca has pathlen:0, and the chain breaks there, so verify_chain refuses it: " \
+        "how many CAs follow lab-department-ca in this chain?" in missing(result)
     assert not any("lab-department-ca has pathlen:0, the smallest" in text for _, text in result.points)
     assert not any("greeted" in text for _, text in result.points)  # no request with a broken chain
 
@@ -153,8 +181,9 @@ def test_9_2_path_lengths_too_small_name_the_ca_where_the_chain_breaks(root: Cer
 def test_9_2_counting_the_leaf_is_named(root: CertificateAuthority) -> None:
     """The plausible mistake: a path length that counts the leaf too, so every value is one too many."""
     result = check.exercise_09_2(alice_under(root, [3, 2, 1]), root_certificate=root.certificate)
-    assert "lab-team-ca has pathlen:1, more than needed: with 0 the chain still verifies " \
-        "(a path length counts the CAs that may follow, never the leaf)" in missing(result)
+    assert "lab-team-ca has pathlen:1, more than needed: verify_chain still accepts the chain with a smaller " \
+        "one. How many CAs follow lab-team-ca in this chain? (a path length counts the CAs that may follow, " \
+        "never the leaf)" in missing(result)
     assert len(missing(result)) == 3  # each of the three CAs, one too many
 
 
@@ -245,6 +274,25 @@ def test_9_3_without_partial_chain_nobody_gets_in(
     [problem] = [text for text in missing(result) if text.startswith("your server refused dana")]
     assert "under which a path must end at a self-signed root, and your client CA is not one" in problem
     assert problem.endswith("set ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags")
+
+
+def test_9_3_a_leaf_only_server_does_not_tick_what_never_happened(
+    root: CertificateAuthority, issuing_ca: CertificateAuthority, started: list[MTLSServer], tmp_path: Path
+) -> None:
+    """The server sends its leaf alone: every client refuses it, so alice's certificate was never judged."""
+    client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
+    leaf = issuing_ca.issue_server_certificate()
+    context = build_server_context(
+        save_certificate(leaf.certificate, tmp_path / "server.crt"), save_private_key(leaf.private_key, tmp_path / "server.key"),
+        save_certificate(client_ca.certificate, tmp_path / "client-ca.crt"),
+    )
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    server = MTLSServer(context, name=None, handshake_timeout=2.0).start()
+    started.append(server)
+    result = check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
+    assert not any(ok and text.startswith("alice, issued by lab-issuing-ca, was refused") for ok, text in result.points)
+    assert ("not tested: alice refused your server first (TLSV1_ALERT_UNKNOWN_CA), so it never judged her certificate"
+            in missing(result))
 
 
 def test_9_3_the_server_issuing_ca_is_not_a_client_ca(

@@ -148,8 +148,42 @@ def test_10_1_a_crl_without_previous_forgets_alice(
     result = check.exercise_10_1(frank, frank_before, server=server, ca=lab_ca, crl_file=lab_pki.crl,
                                  still_revoked=revoked_before)
     assert missing(result) == [
-        "it no longer lists alice: a new CRL replaces the old one entirely; build it with previous=load_crl(paths.crl)"
+        "it no longer lists alice: a new CRL replaces the old one entirely, and previous= copies only what the list "
+        "it is given holds. The published file has lost them, so build the new list on step 8's, which still holds "
+        "them (previous=root_crl), publish it and give the server a new context"
     ]
+
+
+def test_10_1_a_list_published_without_previous_names_each_lost_entry_by_its_file_and_recovers(
+    lab_pki: LabPaths, lab_ca: CertificateAuthority, started: list[MTLSServer], tmp_path: Path,
+) -> None:
+    """The learner's trap: one publish without previous=. Two alices are told apart; the advice then works."""
+    alice, current = lab_ca.issue_client_certificate("alice"), lab_ca.issue_client_certificate("alice")
+    intermediate = lab_ca.create_intermediate("lab-issuing-ca", path_length=0)
+    complete = lab_ca.create_crl([alice.certificate, current.certificate, intermediate.certificate])  # step 8's
+    save_crl(complete, lab_pki.crl)
+    earlier = {"alice.crt": alice.certificate, "alice-current.crt": current.certificate,
+               "lab-issuing-ca (step 8)": intermediate.certificate}
+    server = crl_server(started, lab_pki)
+    frank = lab_ca.issue_client_certificate("frank")
+    frank_before = request_as(frank, server, lab_pki, tmp_path)
+    revoke_frank(lab_pki, lab_ca, frank, keep=False)  # the slip: frank alone
+    revoke_frank(lab_pki, lab_ca, frank)  # and the old advice, previous=load_crl(paths.crl), cannot undo it
+    server.replace_context(build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert,
+                                                crl_file=lab_pki.crl))
+    result = check.exercise_10_1(frank, frank_before, server=server, ca=lab_ca, crl_file=lab_pki.crl,
+                                 still_revoked=earlier)
+    [lost] = missing(result)
+    assert lost.startswith("it no longer lists alice.crt, alice-current.crt, lab-issuing-ca (step 8): ")
+    assert "previous=root_crl" in lost
+    # The advice, followed: the new list built on step 8's, published, and a new context.
+    save_crl(lab_ca.create_crl([frank.certificate], previous=complete), lab_pki.crl)
+    server.replace_context(build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert,
+                                                crl_file=lab_pki.crl))
+    result = check.exercise_10_1(frank, frank_before, server=server, ca=lab_ca, crl_file=lab_pki.crl,
+                                 still_revoked=earlier)
+    assert result.passed, result
+    assert "crl_file" not in (result.hint or "") and "previous=" not in (result.hint or "")  # the idea, not the code
 
 
 def test_10_1_a_restart_is_noticed(
@@ -238,7 +272,19 @@ def test_10_2_a_fresh_list_is_not_stale(
     outcome = as_alice(serve_crl(started, lab_pki, crl, tmp_path), lab_pki)
     result = check.exercise_10_2(crl, outcome, ca=lab_ca)
     assert "its nextUpdate is still ahead: the list is fresh; put next_update one day in the past" in missing(result)
-    assert "your request got in: load the stale list with build_server_context(..., crl_file=...)" in missing(result)
+    # The list was loaded: the request got in because it is fresh, not because the server lacks it.
+    assert "your request got in: expected, your list is not stale yet" in missing(result)
+    assert not any("load the stale list" in text for text in missing(result))
+
+
+def test_10_2_a_stale_list_the_server_never_loaded(
+    lab_pki: LabPaths, lab_ca: CertificateAuthority, started: list[MTLSServer], tmp_path: Path
+) -> None:
+    crl = stale_crl(lab_ca, last=-datetime.timedelta(days=2), next_=-datetime.timedelta(days=1))
+    outcome = as_alice(serve_crl(started, lab_pki, lab_ca.create_crl([]), tmp_path), lab_pki)  # a fresh list served
+    result = check.exercise_10_2(crl, outcome, ca=lab_ca)
+    assert missing(result) == ["your request got in: load the stale list with build_server_context(..., crl_file=...)"]
+    assert "create_crl" in (result.hint or "") and "last_update" not in (result.hint or "")  # the idea, not the code
 
 
 def test_10_2_a_list_signed_by_another_key_is_not_only_stale(

@@ -24,6 +24,7 @@ from lab_helpers import (
     load_certificate,
     trace_handshake,
 )
+from lab_helpers.exercises import nb11
 from lab_helpers.wire import HandshakeTrace
 from exercise_checks import NOT_ATTEMPTED, missing, strict
 
@@ -89,7 +90,9 @@ def test_11_1_an_offset_on_a_header_names_the_header(
     offset = bytes(capture_12.client_to_server).find(alice_der(lab_pki)) - before
     result = check.exercise_11_1(offset, alice, capture=capture_12, client_certificate=alice)
     assert not result.passed
-    assert missing(result) == [f"byte {offset} is {landmark}: the certificate starts {before} bytes later"]
+    assert missing(result) == [
+        f"byte {offset} is {landmark}, not the certificate itself: which fields still come before alice's DER bytes?"
+    ]  # the field it landed on, not how many bytes to add
 
 
 def test_11_1_a_wrong_offset_and_the_server_certificate(lab_pki: LabPaths, capture_12: RecordingProxy) -> None:
@@ -230,9 +233,23 @@ def test_11_3_a_missing_message_an_extra_one_and_the_wrong_side(traces_12) -> No
     disappeared = (sent(full) - sent(resumed) - {("server", "ServerHelloDone")}) | {("client", "Finished")}
     result = check.exercise_11_3(resumed, disappeared, "client", paths=paths)
     assert not result.passed
-    assert ("these also disappeared: server ServerHelloDone; these are still in a resumed handshake: client Finished"
-            in missing(result))
-    assert any(text.startswith("the server's Finished comes first, not the client's") for text in missing(result))
+    assert ("1 more message disappeared than your set says: compare every (side, message) pair of trace_12 with "
+            "the resumed trace's; these are still in a resumed handshake: client Finished") in missing(result)
+    assert not any("ServerHelloDone" in text for text in missing(result))  # the missing one is counted, not named
+    assert ("'client' is not what the check's own resumed handshake shows: read the client's own lines of your "
+            "trace, 'received Finished' and 'sent Finished': which one comes first?") in missing(result)
+
+
+def test_11_3_an_answer_with_half_the_messages_gets_a_count(traces_12) -> None:  # type: ignore[no-untyped-def]
+    """The learner's try: the certificates gone, the rest not seen. The message must not list the rest."""
+    paths, full, resumed = traces_12
+    gone = sent(full) - sent(resumed)
+    certificates = {pair for pair in gone if "Certificate" in pair[1]}
+    result = check.exercise_11_3(resumed, certificates, "server", paths=paths)
+    [problem] = missing(result)
+    assert problem.startswith(f"{len(gone - certificates)} more messages disappeared than your set says")
+    assert not any(message in problem for _, message in gone - certificates)
+    assert "trace_handshake" not in (result.hint or "")  # the idea, not the code
 
 
 def test_11_3_a_full_handshake_or_tls13_is_not_it(traces_12) -> None:  # type: ignore[no-untyped-def]
@@ -329,9 +346,11 @@ def test_11_4_wrong_counts_and_two_requests(lab_pki: LabPaths) -> None:
     proxy, counted = keepalive(lab_pki, 2)
     texts = missing(check.exercise_11_4(proxy, counted, {"client->server": 1, "server->client": 2}, paths=lab_pki))
     assert any(text.startswith("it holds") and "make exactly three requests" in text for text in texts)
-    assert any(text.startswith("keepalive_counts says") and "three requests over one connection make" in text
+    assert any(text.startswith("keepalive_counts says") and "not what three requests over one connection make" in text
                for text in texts)
-    assert any(text.startswith("added_by_a_fourth_request says 1 client->server, 2 server->client") for text in texts)
+    assert any(text.startswith("added_by_a_fourth_request says 1 client->server, 2 server->client, which is not what")
+               for text in texts)
+    assert not any("adds 1 client->server" in text for text in texts)  # the true figures are not handed over
 
 
 def test_11_4_not_a_proxy_and_not_a_dict(lab_pki: LabPaths) -> None:
@@ -348,3 +367,16 @@ def test_11_4_strict_mode_raises(lab_pki: LabPaths, monkeypatch: pytest.MonkeyPa
     strict(monkeypatch)
     with pytest.raises(AssertionError, match="does not pass its own check"):
         check.exercise_11_4(proxy, counted, ONE_MORE, paths=lab_pki)
+
+
+def test_11_2_a_host_name_offset_at_the_extension_asks_for_the_fields_not_the_count(
+    capture_13: RecordingProxy,
+) -> None:
+    """The learner's try: the name at the extension's first byte. The message names the fields between them."""
+    extension_at = next(at for at, kind, _ in nb11._client_hello_extensions(bytes(capture_13.client_to_server))
+                        if kind == 0)
+    result = check.exercise_11_2(extension_at, extension_at, capture=capture_13)
+    [problem] = missing(result)
+    assert problem.endswith("the name sits inside the ClientHello (the first record), after its extension's type "
+                            "and length, the list's length, the name type and the name's length")
+    assert "9 bytes" not in problem

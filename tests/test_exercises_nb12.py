@@ -145,6 +145,11 @@ def test_12_1_rates_without_the_label_or_a_comparison(
     assert any("not a positive, finite rate" in text for text in missing(broken))
 
 
+def test_12_1_the_hint_says_each_action_goes_to_its_own_server(lab_pki: LabPaths) -> None:
+    hint = check.exercise_12_1("not a server", RATES, paths=lab_pki).hint or ""  # the hint is the same for any answer
+    assert "its own server" in hint and "<its server>.port" in hint and "rsa_bits" not in hint
+
+
 def test_12_1_a_stopped_server(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
     server = lab_server(started, lab_pki)
     server.stop()
@@ -185,6 +190,34 @@ def test_12_2_op_no_ticket_still_resumes(lab_pki: LabPaths, started: list[MTLSSe
     assert any("OP_NO_TICKET" in text and "set num_tickets = 0" in text for text in texts)
     assert any("the check's own second connection resumed" in text for text in texts)
     assert "tickets_off: 3 of 3 handshakes resumed: measure against server_no_tickets" in texts
+
+
+def test_12_2_a_session_from_the_other_server_proves_nothing(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    """The old hint's experiment: step 3's session (from the usual server) offered to both. It never resumes on
+    the ticketless server, but it would not on any other server either: the check refuses it as evidence."""
+    usual = lab_server(started, lab_pki)
+    no_tickets = lab_server(started, lab_pki, num_tickets=0)
+    context = alice(lab_pki)
+    first = handshake(usual.port, context)  # step 3's session, from the usual server
+    tickets_off = [handshake(no_tickets.port, context, session=first.session) for _ in range(3)]
+    tickets_on = [handshake(usual.port, context, session=first.session) for _ in range(3)]
+    assert not any(r.resumed for r in tickets_off)  # "no tickets, no resumption": true, and proves nothing...
+    twin = lab_server(started, lab_pki)  # ...since a server with tickets on does not resume it either
+    assert not any(handshake(twin.port, context, session=first.session).resumed for _ in range(3))
+    result = check.exercise_12_2(no_tickets, tickets_off, tickets_on, paths=lab_pki)
+    assert not result.passed
+    assert ("tickets_off: the session you offered carries a ticket, which server_no_tickets never issues: it came "
+            "from another server, and a lab server never resumes a session another server made, tickets or not. "
+            "Offer server_no_tickets the session of a first handshake to itself") in missing(result)
+    assert "that same server" in (result.hint or "")
+
+
+def test_12_2_handshakes_that_offered_no_session(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+    usual = lab_server(started, lab_pki)
+    no_tickets = lab_server(started, lab_pki, num_tickets=0)
+    fresh = [handshake(no_tickets.port, alice(lab_pki)) for _ in range(3)]  # full handshakes, nothing offered
+    result = check.exercise_12_2(no_tickets, fresh, resumptions(usual, alice(lab_pki)), paths=lab_pki)
+    assert any(text.startswith("tickets_off: some handshakes offered no session at all") for text in missing(result))
 
 
 def test_12_2_tickets_on_must_resume(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
@@ -246,7 +279,10 @@ def test_12_3_inverted_mean_and_foreign_ratios_say_so() -> None:
     by_means = check.exercise_12_3(STEADY, means)
     assert any("is the ratio of the means" in text for text in missing(by_means))
     foreign = check.exercise_12_3(STEADY, 5.0)
-    assert any("but your figures in steady give" in text for text in missing(foreign))
+    assert any("is not the ratio of your figures in steady" in text for text in missing(foreign))
+    # The messages ask; they never hand over the ratio the learner should compute.
+    for result in (inverted, by_means, foreign):
+        assert not any(f"{RATIO:.3g}" in text for text in missing(result))
     not_a_number = check.exercise_12_3(STEADY, "9 times")
     assert "keep_alive_ratio should be a positive number, not '9 times'" in missing(not_a_number)
 

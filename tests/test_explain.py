@@ -221,6 +221,7 @@ def test_a_small_rsa_key_is_refused_by_pythons_ssl_and_the_explanation_says_who(
     explanation = explain(caught.value)
     assert explanation.key == "key-too-small" and explanation.evidence == "EE_KEY_TOO_SMALL"
     assert "@SECLEVEL=2" in explanation.cause and "level 1 before 3.2" in explanation.cause
+    assert "in its default build" in explanation.cause and "Fedora" in explanation.cause  # not every build
     ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(*_rsa_pair(2048, tmp_path))  # the twin: 2048 bits load
 
 
@@ -242,3 +243,35 @@ def test_a_missing_crl_gives_only_safe_fixes() -> None:
     explanation = explain("unable to get certificate CRL")
     assert explanation.key == "crl-missing"
     assert "crl_file=" in explanation.fix and "fails closed" in explanation.fix and not unsafe_words(explanation.fix)
+
+
+def test_a_missing_crl_reaches_the_client_as_unknown_ca_and_the_explanation_says_so(
+    mtls_server: MTLSServer, lab_pki: LabPaths
+) -> None:
+    """OpenSSL maps 'unable to get certificate CRL' to the alert unknown_ca (ssl/statem/statem_lib.c, x509table).
+
+    Over TLS 1.2 the alert arrives during the handshake, so the client's error is stable.
+    """
+    from lab_helpers import attempt, build_server_context, lab_session
+
+    context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
+    context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF  # check revocation, with no CRL to check against
+    mtls_server.replace_context(context)
+    files = {"ca_file": lab_pki.ca_cert, "cert_file": lab_pki.client_cert, "key_file": lab_pki.client_key}
+    with lab_session(**files, maximum_version=ssl.TLSVersion.TLSv1_2) as session:
+        outcome = attempt(mtls_server.url, session=session, server=mtls_server)
+    assert outcome.server_reason == "unable to get certificate CRL"
+    assert outcome.error is not None
+    explanation = explain(outcome.error)
+    assert explanation.key == "client-ca-not-trusted" and explanation.evidence == "TLSV1_ALERT_UNKNOWN_CA"
+    assert "checks CRLs and has none for that CA" in explanation.cause
+    assert "unable to get certificate CRL" in explanation.fix and not unsafe_words(explanation.fix)
+
+
+def test_a_name_mismatch_says_which_clients_still_read_the_common_name() -> None:
+    """Notebook 03 shows curl and ssl.create_default_context() accepting a CN-only certificate: no 'modern clients'."""
+    from lab_helpers.diagnosis import case
+
+    cause = case("server-name-mismatch").cause
+    assert "curl, Java and ssl.create_default_context() still fall back to it" in cause
+    assert "modern clients ignore" not in cause

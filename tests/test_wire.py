@@ -198,3 +198,45 @@ def test_a_resumed_handshake_can_be_traced(lab_pki: LabPaths) -> None:
     assert trace.resumed
     assert "Certificate" not in trace.messages("client") and "Certificate" not in trace.messages("server")
     assert "alert close_notify" not in trace.mermaid() or "-x" not in trace.mermaid()
+
+
+def test_key_shares_reads_both_hellos_of_a_real_handshake(lab_pki: LabPaths) -> None:
+    """The client offers one share per group, the server answers with one of them (TLS 1.3)."""
+    from lab_helpers import key_shares
+
+    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
+    with MTLSServer(server_context, name=None) as server, RecordingProxy(server.port) as proxy:
+        result = handshake(proxy.port, client_context(lab_pki))
+    assert result.version == "TLSv1.3"
+    offered = key_shares(bytes(proxy.client_to_server))
+    [chosen] = key_shares(bytes(proxy.server_to_client))
+    assert offered and chosen in offered  # the server's share is for a group the client offered, of that size
+    assert all(size > 0 for _, size in offered)
+
+
+def test_key_shares_of_a_tls12_hello_is_empty_and_other_bytes_are_refused(lab_pki: LabPaths) -> None:
+    from lab_helpers import LabError, key_shares
+
+    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=TLS12)
+    with MTLSServer(server_context, name=None) as server, RecordingProxy(server.port) as proxy:
+        handshake(proxy.port, client_context(lab_pki))
+    assert key_shares(bytes(proxy.server_to_client)) == []  # a TLS 1.2 ServerHello has no key_share
+    with pytest.raises(LabError, match="do not start with a ClientHello or ServerHello"):
+        key_shares(b"GET / HTTP/1.1\r\n\r\n")
+    with pytest.raises(LabError, match="cut short"):
+        key_shares(bytes(proxy.client_to_server)[:60])
+
+
+def test_key_shares_names_the_groups_of_a_hand_built_client_hello() -> None:
+    """A ClientHello laid out by hand (RFC 8446, 4.1.2): two shares, one of a group the table does not name."""
+    from lab_helpers import key_shares
+
+    shares = b"\x00\x1d\x00\x20" + bytes(32) + b"\x12\x34\x00\x02" + b"\xab\xcd"  # X25519 (32 bytes), 0x1234 (2)
+    key_share = b"\x00\x33" + (len(shares) + 2).to_bytes(2, "big") + len(shares).to_bytes(2, "big") + shares
+    other = b"\x00\x00\x00\x00"  # an empty extension (type 0) before it, to be skipped
+    extensions = other + key_share
+    body = (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+            + len(extensions).to_bytes(2, "big") + extensions)
+    message = b"\x01" + len(body).to_bytes(3, "big") + body
+    record = b"\x16\x03\x01" + len(message).to_bytes(2, "big") + message
+    assert key_shares(record) == [("X25519", 32), ("group 0x1234", 2)]

@@ -42,16 +42,15 @@ def exercise_1(certificate: x509.Certificate | None, outcome: Outcome | None, *,
     """
     c = Checker(
         "7.1", "Another failure that is not in the catalog",
-        hint="Copy alice's certificate with x509.CertificateBuilder, add "
-        "x509.UnrecognizedExtension(x509.ObjectIdentifier('1.3.6.1.4.1.55555.1'), b'\\x05\\x00') with critical=True, "
-        "sign with lab.ca.private_key, then attempt(server.url, session=..., server=server).",
+        hint="RFC 5280 says a verifier must reject a certificate with a critical extension it does not "
+        "understand. Change only that, and keep everything else of alice's.",
     )
     if not_attempted(certificate, outcome):
         return c.not_attempted()
     if not isinstance(certificate, x509.Certificate):
         return c.fail("critical_certificate should be an x509.Certificate (what CertificateBuilder.sign() returns)")
     if not isinstance(outcome, Outcome):
-        return c.fail("critical_outcome should be the Outcome that attempt(server.url, session=..., server=server) returns")
+        return c.fail("critical_outcome should be the Outcome that attempt(server.url, ..., server=server) returns")
     unknown_critical = [
         ext for ext in certificate.extensions if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension)
     ]
@@ -72,17 +71,27 @@ def exercise_1(certificate: x509.Certificate | None, outcome: Outcome | None, *,
         "it keeps alice's EKU clientAuth: one thing changed, not two",
         "it has no EKU clientAuth: copy every extension of alice's certificate before adding the new one",
     )
-    c.require(
-        not outcome.ok,
-        "the request failed",
-        "the request succeeded: the server must have been given another certificate; present the new one (cert=...)",
-    )
-    c.require(
-        outcome.server_reason == UNHANDLED_CRITICAL,
-        f"the server recorded {UNHANDLED_CRITICAL!r}: its reason names the cause",
-        f"the server recorded {outcome.server_reason!r}, not {UNHANDLED_CRITICAL!r}: pass server=server to attempt() "
-        "so the outcome carries the server's reason, and present the certificate with alice's key",
-    )
+    if outcome.ok:
+        # A server that saw this certificate would have refused it: so it saw another one, or the
+        # certificate gives it nothing to refuse. Either way the server's reason is not the point yet.
+        c.require(
+            False, "",
+            "the request succeeded, so the server never saw your new certificate: present the file you saved "
+            "(cert_file=..., key_file=lab.client[1])" if unknown_critical else
+            "the request succeeded: an extension nobody knows is ignored unless it is marked critical",
+        )
+        return c.result()
+    c.require(True, "the request failed", "")
+    if outcome.server_reason is None:
+        c.require(False, "", "your outcome has no server side: pass server=server to attempt(), so that it carries "
+                             "the reason the server recorded")
+    else:
+        c.require(
+            outcome.server_reason == UNHANDLED_CRITICAL,
+            f"the server recorded {UNHANDLED_CRITICAL!r}: its reason names the cause",
+            f"the server recorded {outcome.server_reason!r}, not {UNHANDLED_CRITICAL!r}: present the certificate you "
+            "signed, with alice's key, and change nothing else in it",
+        )
     if outcome.server_reason:
         verdict = explain(outcome.server_reason)
         c.require(
@@ -125,8 +134,10 @@ def _alert_name(text: str) -> str:
 def exercise_2(alert: str | None, outcome: Outcome | None, *, lab: CatalogLab) -> CheckResult:
     """7.2 Which alert for a server certificate that is not yet valid?
 
-    TLS has an alert for an expired certificate but none for one that is not
-    yet valid, so the client sends a generic one. The check runs the same
+    RFC 8446 defines certificate_expired for a certificate that "has expired
+    or is not currently valid", but OpenSSL sends it only for one past its
+    end: for one not yet valid it sends the generic bad_certificate
+    (ssl/statem/statem_lib.c, x509table). The check runs the same
     failure itself and compares the learner's answer with what its server
     recorded. The answer may be written as OpenSSL records it
     (``SSLV3_ALERT_BAD_CERTIFICATE``) or as RFC 8446 names it (``bad_certificate``).
@@ -136,9 +147,9 @@ def exercise_2(alert: str | None, outcome: Outcome | None, *, lab: CatalogLab) -
     c = Checker(
         "7.2",
         "Which alert for a server certificate that is not yet valid?",
-        hint="The client knows exactly what is wrong; the server learns only the alert the client picks "
-        "from the list in RFC 8446, section 6.2. Is there one in that list for a certificate whose time "
-        "has not come?",
+        hint="The client knows exactly what is wrong; the server learns only the alert the client's OpenSSL "
+        "sends for that error, which is not always the one whose description in RFC 8446 fits best. "
+        "The server's side of your outcome says which it was.",
     )
     if not_attempted(alert, outcome):
         return c.not_attempted()
@@ -173,15 +184,16 @@ def exercise_2(alert: str | None, outcome: Outcome | None, *, lab: CatalogLab) -
     answer, name = alert.strip(), _alert_name(alert)
     if name == _alert_name(live or ""):
         right = (
-            f"{answer!r} is the alert the server records: TLS has no 'not yet valid' alert, so the client "
-            "sends the generic bad_certificate (certificate_expired is only for a certificate past its end)"
+            f"{answer!r} is the alert the server records: for a certificate that is not yet valid OpenSSL sends the "
+            "generic bad_certificate, although RFC 8446's certificate_expired ('expired or not currently valid') "
+            "would fit; it keeps certificate_expired for a certificate past its end"
         )
         c.require(True, right, "")
     elif name == "certificate_expired":
         wrong = (
-            f"{answer!r} is case 11's alert, which TLS sends for a certificate past its notAfter. This one "
-            "has not started yet, and RFC 8446 has no alert for that, so the client falls back on another: "
-            "read what your server recorded"
+            f"{answer!r} is case 11's alert. RFC 8446 would allow it here too ('expired or not currently valid'), "
+            "but OpenSSL sends it only for a certificate past its notAfter; for one that has not started yet it "
+            "picks another: read what your server recorded"
         )
         c.require(False, "", wrong)
     elif "not yet valid" in answer.lower():
@@ -220,8 +232,7 @@ def exercise_3(
     """
     c = Checker(
         "7.3", "Repair a broken set-up",
-        hint="Fix one failure at a time with try_setup(...) and read explain() each time: the CA the client trusts, "
-        "the names in the server's certificate (keep api.example.com, add localhost), then alice's certificate.",
+        hint="After each change, read explain() and the server's reason: each names the next thing to fix.",
     )
     if not_attempted(server_pair, verify, client_pair):
         return c.not_attempted()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from ..authz import AccessPolicy
+from ..authz import AccessPolicy, Decision
 from ..identity import fingerprint, identity_from_certificate
 from ..pki import CertificateAuthority
 from . import Checker, CheckResult, not_attempted
@@ -26,22 +26,63 @@ def _allowed(policy: AccessPolicy, certificate: x509.Certificate, path: str) -> 
     return policy.decide(identity_from_certificate(certificate), path).allowed
 
 
+def _decide_problem(policy: AccessPolicy, certificate: x509.Certificate, path: str) -> str | None:
+    """What goes wrong when the server asks this policy about a request, in words (None when nothing does).
+
+    The server calls decide(), which calls identity_of() and unpacks a pair:
+    a subclass that returns something else breaks every request, and the
+    learner should read why in one line, not in a traceback.
+    """
+    identity = identity_from_certificate(certificate)
+    try:
+        named = policy.identity_of(identity)
+    except Exception as error:  # the learner's own code: any error is the answer to report
+        return f"identity_of(client) raised {type(error).__name__}: {error}"
+    if not (isinstance(named, tuple) and len(named) == 2):
+        return f'identity_of must return a pair (name, reason), not {type(named).__name__}: return pin, ""'
+    try:
+        decision = policy.decide(identity, path)
+    except Exception as error:  # the learner's own code again
+        return f"decide(client, {path!r}) raised {type(error).__name__}: {error}"
+    if not isinstance(decision, Decision):
+        return (f"decide() must return a Decision (what super().decide() returns, or a replace() of it), "
+                f"not {type(decision).__name__}")
+    return None
+
+
 def exercise_1(
     policy: AccessPolicy | None,
     *,
     alice: x509.Certificate,
     bob: x509.Certificate,
     impostor: x509.Certificate,
+    bound: AccessPolicy | None = None,
 ) -> CheckResult:
-    """8.1 Reports for bob: one prefix rule more, and everything ``bound`` did still holds (trust domains included)."""
+    """8.1 Reports for bob: one prefix rule more, and everything ``bound`` did still holds (trust domains included).
+
+    ``allow()`` changes the policy it is called on, so ``bound.allow(...)``
+    passes every point while it quietly widens ``bound``, the policy the
+    running server uses. Given ``bound``, the check says so.
+    """
     c = Checker(
         "8.1", "Reports for bob",
-        hint="Build bound's chain again (rules and trust_domain calls) with one more .allow('/reports', BOB).",
+        hint="A policy is its rules plus its trust domains: a new one needs all of bound's, plus one rule for "
+        "bob's URI.",
     )
     if not_attempted(policy):
         return c.not_attempted()
     if not isinstance(policy, AccessPolicy):
         return c.fail("reports_policy should be an AccessPolicy, e.g. AccessPolicy().allow(...).allow(...)")
+    if bound is not None:
+        if policy is bound:
+            c.require(False, "", "reports_policy is bound itself: allow() changes the policy it is called on, so bound, "
+                                 "the running server's policy, now lets bob into /reports too; run step 4's cell that "
+                                 "builds bound again, and start reports_policy from AccessPolicy()")
+        elif _allowed(bound, bob, "/reports"):
+            c.require(False, "", "bound now lets bob into /reports: an allow() call changed it in place; run step 4's "
+                                 "cell that builds bound again, and build reports_policy from AccessPolicy()")
+        else:
+            c.require(True, "bound is unchanged: reports_policy is a policy of its own", "")
     c.require(
         _allowed(policy, bob, "/reports") and _allowed(policy, bob, "/reports/2025"),
         "bob may read /reports and /reports/2025",
@@ -79,8 +120,8 @@ def exercise_2(policy: AccessPolicy | None, *, lab_ca: CertificateAuthority, par
     """8.2 Every lab.example service may read /metrics: an identity prefix, bound to its CA, on normalized paths."""
     c = Checker(
         "8.2", "Every service may read /metrics",
-        hint="Override decide(): decision = super().decide(client, target); widen it only when decision.rule is "
-        "'/metrics' and decision.identity starts with 'spiffe://lab.example/service/'.",
+        hint="Let super().decide() do what it already does (the path, the trust domain, the rule), and widen "
+        "only a denial it made under the /metrics rule, for an identity inside the services' namespace.",
     )
     if not_attempted(policy):
         return c.not_attempted()
@@ -91,10 +132,17 @@ def exercise_2(policy: AccessPolicy | None, *, lab_ca: CertificateAuthority, par
     minted = partner_ca.issue_client_certificate("exporter", names=[SERVICE]).certificate
     user = lab_ca.issue_client_certificate("bob").certificate
     alice = lab_ca.issue_client_certificate("alice", names=[ALICE]).certificate
+    problem = _decide_problem(policy, service, "/metrics")
+    if problem:
+        return c.fail(problem)
+    service_reads = _allowed(policy, service, "/metrics") and _allowed(policy, service, "/metrics/cpu")
+    no_rule = policy.decide(identity_from_certificate(service), "/metrics").rule is None
     c.require(
-        _allowed(policy, service, "/metrics") and _allowed(policy, service, "/metrics/cpu"),
+        service_reads,
         "a lab.example service reads /metrics and /metrics/cpu",
-        f"{SERVICE} cannot read /metrics and everything under it",
+        f"{SERVICE} cannot read /metrics and everything under it"
+        + (": does your policy have a /metrics rule? Without one, super().decide() finds no rule to widen"
+           if no_rule else ""),
     )
     c.require(
         not _allowed(policy, service, "/admin"),
@@ -143,9 +191,7 @@ def exercise_3(
     """8.3 Pin the key, not the certificate: a renewal that keeps the key keeps access; a new key does not."""
     c = Checker(
         "8.3", "Pin the key, not the certificate",
-        hint="identity_of(client) can return (hashlib.sha256(spki).hexdigest(), '') with spki = "
-        "client.certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo); "
-        "lab_ca.sign_csr(alice.csr, profile='client') renews alice with her key.",
+        hint="What stays the same when the CA signs alice's CSR again? Hash that part, not the whole certificate.",
     )
     if not_attempted(policy, same_key):
         return c.not_attempted()
@@ -165,10 +211,21 @@ def exercise_3(
     )
     from_lab_ca = signed_by(same_key, ca_certificate)
     c.require(from_lab_ca, "it is issued by the lab CA", "alice_same_key is not issued by the lab CA: use lab_ca.sign_csr")
+    problem = _decide_problem(policy, alice, "/admin")
+    if problem:
+        c.require(False, "", problem)
+        return c.result()
+    alice_in, renewal_in = _allowed(policy, alice, "/admin"), _allowed(policy, same_key, "/admin")
+    if alice_in and not renewal_in:
+        locked_out = ("alice's same-key renewal cannot read /admin: your pin changes with the certificate; hash the "
+                      "SubjectPublicKeyInfo, not the certificate")
+    else:
+        locked_out = ("alice cannot read /admin: the /admin rule must name what your identity_of returns for her "
+                      "certificate, the pin of her key")
     c.require(
-        _allowed(policy, alice, "/admin") and _allowed(policy, same_key, "/admin"),
+        alice_in and renewal_in,
         "alice reads /admin with her certificate and with the renewal that keeps her key",
-        "alice (or her same-key renewal) cannot read /admin: allow the pin of her key, computed from her public key",
+        locked_out,
     )
     c.require(
         not _allowed(policy, alice_renewed, "/admin"),

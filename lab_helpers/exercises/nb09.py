@@ -17,6 +17,7 @@ and ``verify_chain`` must refuse it.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -66,6 +67,33 @@ def _linked(certificates: Sequence[x509.Certificate], root: x509.Certificate) ->
     return all(signed_by(below, above) for below, above in zip(certificates, [*certificates[1:], root]))
 
 
+def _issuer_name(certificate: x509.Certificate) -> str:
+    """The commonName of a certificate's issuer, as display_name gives a subject's."""
+    names = certificate.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else certificate.issuer.rfc4514_string()
+
+
+def _gap(certificates: Sequence[x509.Certificate], root: x509.Certificate) -> str | None:
+    """Where a chain file stops leading to ``root``, in words (None when each certificate is followed by its issuer).
+
+    Names the first break: a certificate followed by a CA that did not sign
+    it, or a last certificate whose issuer is missing from the file.
+    """
+    for position, below in enumerate(certificates):
+        above = certificates[position + 1] if position + 1 < len(certificates) else None
+        if above is not None:
+            if not signed_by(below, above):
+                return (f"{display_name(below)} is followed by {display_name(above)}, but was signed by "
+                        f"{_issuer_name(below)}: each certificate must be followed by the CA that signed it")
+        elif not signed_by(below, root):
+            if below.issuer == root.subject:
+                return (f"{display_name(below)} names lab-root-ca as its issuer, but another key signed it: create "
+                        "it from the root you unlocked with PASSPHRASE")
+            return (f"{display_name(below)} was signed by {_issuer_name(below)}, which is not in the file: a client "
+                    "that trusts only lab-root-ca needs every CA between your leaf and the root")
+    return None
+
+
 def _request(
     *,
     server_chain: Sequence[x509.Certificate],
@@ -94,6 +122,26 @@ def _scratch_chain_verifies(path_lengths: Sequence[int | None]) -> bool:
     return verify_chain(leaf.certificate, roots=[root.certificate], intermediates=leaf.chain, purpose="client").ok
 
 
+def _is_alert(reason: str) -> bool:
+    """A reason the lab server records when the *client* sent an alert (TLSV1_ALERT_UNKNOWN_CA...)."""
+    return re.fullmatch(r"(?:SSLV3|TLSV1|TLSV13)_ALERT_\w+", reason) is not None
+
+
+def _server_refused_certificate(outcome: Outcome) -> bool:
+    """The request failed because the server judged the client's certificate: a verification message on its side.
+
+    OpenSSL's verification messages are words ('unable to get local issuer
+    certificate'); an alert name means the client refused the server first,
+    and the lab's own notes mean the handshake never got that far.
+    """
+    reason = outcome.server_reason
+    if outcome.ok or reason is None or _is_alert(reason):
+        return False
+    return re.fullmatch(r"[A-Z0-9_]+", reason) is None and reason not in (
+        "client closed the connection during the handshake", "handshake timed out"
+    )
+
+
 # -- the exercises ----------------------------------------------------------------
 
 
@@ -113,9 +161,8 @@ def exercise_1(
     """
     c = Checker(
         "9.1", "A second intermediate",
-        hint="Unlock the root, root.create_intermediate('lab-policy-ca', path_length=...), then "
-             "policy_ca.create_intermediate('lab-issuing-ca-2', path_length=...), issue_server_certificate() from it, "
-             "and save_chain([leaf.certificate, *leaf.chain], ...).",
+        hint="A path length counts the CAs that may still follow a CA, never the leaf. A server sends its own "
+             "certificate first, then each issuer in turn, up to the root and without it.",
     )
     if not_attempted(chain_file, key_file):
         return c.not_attempted()
@@ -144,27 +191,31 @@ def exercise_1(
     c.require(root_certificate not in certificates, "the root stays out of the file: the client has it already",
               "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)")
     intermediates = [certificate for certificate in certificates[1:] if certificate != root_certificate]
+    gap = _gap([leaf, *intermediates], root_certificate)
+    linked = gap is None
+    c.require(linked, "each certificate is followed by its issuer, and the last one was signed by lab-root-ca", gap or "")
     names = ", ".join(display_name(certificate) for certificate in intermediates) or "nothing"
-    c.require(len(intermediates) == 2 and all(_is_ca(certificate) for certificate in intermediates),
-              f"two intermediates follow the leaf ({names})",
-              f"the leaf is followed by {names}: a chain with a second intermediate holds the leaf, "
-              "lab-issuing-ca-2 and lab-policy-ca")
-    linked = _linked([leaf, *intermediates], root_certificate)
-    c.require(linked, "each certificate is followed by its issuer, and the last one was signed by lab-root-ca",
-              "the certificates are not in order, or do not lead to lab-root-ca: each must be followed by the CA "
-              "that signed it, and the last intermediate must come from the root (unlock it with PASSPHRASE)")
+    if linked:  # a complete path: is it the exercise's, with two CAs below the root?
+        c.require(len(intermediates) == 2 and all(_is_ca(certificate) for certificate in intermediates),
+                  f"two intermediates follow the leaf ({names})",
+                  f"the leaf is followed by {names}, which leads to lab-root-ca: the exercise's chain has two "
+                  "intermediates between the leaf and the root (lab-issuing-ca-2, then lab-policy-ca)")
     if len(intermediates) == 2 and linked:
         lower, upper = intermediates
         upper_length, lower_length = _path_length(upper), _path_length(lower)
+        if upper_length == 0:
+            upper_problem = (f"{display_name(upper)} has pathlen:0, so it may sign no CA at all: how many CAs must "
+                             "follow it in your chain?")
+        else:
+            upper_problem = (f"{display_name(upper)} has {_path_length_text(upper_length)}: that allows more CAs "
+                             "below it than this chain needs; how many CAs follow it in your chain?")
         c.require(upper_length == 1,
                   f"{display_name(upper)} has pathlen:1: one CA may follow it, exactly what this chain needs",
-                  f"{display_name(upper)} has {_path_length_text(upper_length)}: "
-                  + ("then it may not sign a CA at all; give it path_length=1" if upper_length == 0 else
-                     "that allows more CAs below it than this chain needs; give it path_length=1"))
+                  upper_problem)
         c.require(lower_length == 0,
                   f"{display_name(lower)} has pathlen:0: it signs leaves only",
-                  f"{display_name(lower)} has {_path_length_text(lower_length)}: an issuing CA gets path_length=0, "
-                  "so that its key cannot create a CA")
+                  f"{display_name(lower)} has {_path_length_text(lower_length)}: its key could still create a CA "
+                  "below it; how many CAs does a CA that signs leaves only need below it?")
     verdict = verify_chain(leaf, roots=[root_certificate], intermediates=intermediates, purpose="server",
                            name="localhost")
     c.require(verdict.ok, "verify_chain accepts it for localhost, with lab-root-ca as the only root",
@@ -228,17 +279,16 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
                 c.require(False, "", f"{name} has no path length limit: that allows any depth below it; "
                                      "give it the smallest number that still works")
             elif length < below:
-                follow = "1 CA follows" if below == 1 else f"{below} CAs follow"
-                c.require(False, "", f"{name} has pathlen:{length}, but {follow} it in this chain: the chain "
-                                     "breaks there, so verify_chain refuses it")
+                c.require(False, "", f"{name} has pathlen:{length}, and the chain breaks there, so verify_chain "
+                                     f"refuses it: how many CAs follow {name} in this chain?")
             elif length == 0:
                 c.require(True, f"{name} has pathlen:0, the smallest there is", "")
             elif verdict.ok:
                 lower = [*lengths[:position], length - 1, *lengths[position + 1:]]
                 refused = not _scratch_chain_verifies(lower)
                 too_much = (
-                    f"{name} has pathlen:{length}, more than needed: "
-                    f"with {length - 1} the chain still verifies"
+                    f"{name} has pathlen:{length}, more than needed: verify_chain still accepts the chain with a "
+                    f"smaller one. How many CAs follow {name} in this chain?"
                 )
                 if below == 0:
                     too_much += " (a path length counts the CAs that may follow, never the leaf)"
@@ -326,11 +376,18 @@ def exercise_3(
                       f"dana, issued by {display_name(ca_certificate)}, got: {member}: the server must trust your client CA")
         outsider = as_client(server_issuing_ca.issue_client_certificate("alice"), server_issuing_ca.certificate,
                              "outsider")
-        c.require(not outsider.ok and outsider.server_reason is not None,
+        if outsider.ok:
+            refusal = ("alice, issued by lab-issuing-ca, got in: the server trusts more than the client CA (the root?); "
+                       "give it the client CA's certificate alone")
+        elif outsider.server_reason is not None and _is_alert(outsider.server_reason):
+            # The server recorded an alert: the client refused the server, and alice's certificate was never judged.
+            refusal = (f"not tested: alice refused your server first ({outsider.server_reason}), so it never judged "
+                       "her certificate")
+        else:
+            refusal = f"alice, issued by lab-issuing-ca, failed, but not because the server refused her: {outsider}"
+        c.require(_server_refused_certificate(outsider),
                   f"alice, issued by lab-issuing-ca, was refused by the server ({outsider.server_reason})",
-                  "alice, issued by lab-issuing-ca, got in: the server trusts more than the client CA (the root?); "
-                  "give it the client CA's certificate alone" if outsider.ok else
-                  f"alice, issued by lab-issuing-ca, failed, but not because the server refused her: {outsider}")
+                  refusal)
         if member.ok:
             presented = server_certificate(server.url, ca_file=files / "root.crt",
                                            cert_file=files / "member-chain.crt", key_file=files / "member.key")

@@ -208,9 +208,8 @@ def exercise_1(
     """
     c = Checker(
         "11.1", "Read alice's certificate off the wire",
-        hint="In client_to_server, skip the first record (5-byte header + its length: the ClientHello). The next "
-             "record holds the Certificate message: 5 (record header) + 4 (message header) + 3 (list length) "
-             "+ 3 (the certificate's own length) bytes in, the certificate starts.",
+        hint="Walk the records by their length fields; inside the Certificate message, each certificate is "
+             "preceded by its own length.",
     )
     if not_attempted(offset, certificate):
         return c.not_attempted()
@@ -243,12 +242,13 @@ def exercise_1(
                      15: "the header of the record that carries the Certificate message"}
         where = landmarks.get(start - offset) if offset >= 0 else None
         found = data[offset : offset + 4].hex(" ") if 0 <= offset < len(data) else "nothing (past the end)"
-        c.require(False, "", f"byte {offset} is {where}: the certificate starts {start - offset} bytes later" if where
+        c.require(False, "", f"byte {offset} is {where}, not the certificate itself: which fields still come "
+                             "before alice's DER bytes?" if where
                   else f"at byte {offset} the capture holds {found}…, not alice's certificate (a DER certificate "
                        "starts 30 82: a SEQUENCE with a 2-byte length); byte 0 is the first record's header")
     if certificate is None:
-        c.require(False, "", "alice_on_the_wire is still None: load the bytes at alice_offset with "
-                             "x509.load_der_x509_certificate")
+        c.require(False, "", "alice_on_the_wire is still None: load the certificate's bytes (as many as its own "
+                             "3-byte length says) with x509.load_der_x509_certificate")
     elif isinstance(certificate, (bytes, bytearray)):
         c.require(False, "", "alice_on_the_wire holds bytes: turn them into a certificate with "
                              "x509.load_der_x509_certificate(...)")
@@ -274,9 +274,8 @@ def exercise_2(server_name_offset: int | None, host_name_offset: int | None, *, 
     """
     c = Checker(
         "11.2", "Find the server name in the ClientHello",
-        hint="Walk the ClientHello: 5 + 4 + 2 + 32 bytes in comes the session id (a 1-byte length), then the cipher "
-             "suites (2-byte length), the compression methods (1-byte length), the extensions' total length "
-             "(2 bytes); then each extension: type (2), length (2), data. server_name is type 0.",
+        hint="Each variable-length field of the ClientHello starts with its own length: read it, skip that many "
+             "bytes, and go on to the extensions, where each one gives its type and its length.",
     )
     if not_attempted(server_name_offset, host_name_offset):
         return c.not_attempted()
@@ -303,7 +302,8 @@ def exercise_2(server_name_offset: int | None, host_name_offset: int | None, *, 
         c.require(at_offset == host and in_hello,
                   f"at byte {host_name_offset} the ClientHello holds {host!r}, in clear",
                   f"at byte {host_name_offset} the capture holds {at_offset!r}, not {host!r}: the name sits "
-                  "inside the ClientHello (the first record), 9 bytes after the start of its extension")
+                  "inside the ClientHello (the first record), after its extension's type and length, the list's "
+                  "length, the name type and the name's length")
     if server_name_offset is None:
         c.require(False, "", "server_name_offset is still None: the byte where the server_name extension starts "
                              "(its type, 00 00)")
@@ -343,9 +343,8 @@ def exercise_3(
     """
     c = Checker(
         "11.3", "A resumed TLS 1.2 handshake",
-        hint="As in step 8, with a server capped at TLS12: handshake() once for a session, then "
-             "trace_handshake(..., session=first.session). Compare {(e.side, e.message) for e in trace.sent()} "
-             "of trace_12 (step 4) and of the resumed trace.",
+        hint="Compare the two sets of (side, message) pairs; then look at the client's own 'received Finished' "
+             "and 'sent Finished'.",
     )
     if not_attempted(resumed_trace, disappeared, finishes_first):
         return c.not_attempted()
@@ -378,13 +377,17 @@ def exercise_3(
                              "{('client', 'Certificate'), ...}")
     else:
         answered = {item for item in disappeared if not item[1].startswith("alert")}
-        left_out, extra = _listed(expected - answered), _listed(answered - expected)
+        left_out, extra = expected - answered, answered - expected
+        # Name the learner's wrong pairs (their own answer), but only count the missing ones: listing
+        # them would hand over the answer.
+        missed = ("1 more message disappeared" if len(left_out) == 1 else f"{len(left_out)} more messages disappeared")
         c.require(not left_out and not extra,
                   f"{len(expected)} handshake messages disappeared, as in the check's own pair of traces: "
                   f"{_listed(expected)}",
                   "; ".join(part for part in (
-                      f"these also disappeared: {left_out}" if left_out else "",
-                      f"these are still in a resumed handshake: {extra}" if extra else "",
+                      f"{missed} than your set says: compare every (side, message) pair of trace_12 with the "
+                      "resumed trace's" if left_out else "",
+                      f"these are still in a resumed handshake: {_listed(extra)}" if extra else "",
                   ) if part))
     first = _first_to_finish(own)
     if first is None:
@@ -395,8 +398,8 @@ def exercise_3(
     else:
         c.require(finishes_first == first,
                   f"the {first} finishes first in a resumed TLS 1.2 handshake (in a full one, the client does)",
-                  f"the {first}'s Finished comes first, not the {finishes_first}'s: read the client's own lines, "
-                  "'received Finished' and 'sent Finished', which one comes first?")
+                  f"{finishes_first!r} is not what the check's own resumed handshake shows: read the client's own "
+                  "lines of your trace, 'received Finished' and 'sent Finished': which one comes first?")
     return c.result()
 
 
@@ -418,10 +421,8 @@ def exercise_4(
     """
     c = Checker(
         "11.4", "Count the records of a keep-alive session",
-        hint="Inside `with RecordingProxy(server.port) as keepalive_capture:`, one `with lab_session(...) as session:` "
-             "with three session.get(f'https://localhost:{keepalive_capture.port}/'); right after the third answer, "
-             "still inside the session's block, dict(Counter(r.direction for r in keepalive_capture.records())). "
-             "A fourth: the same with four.",
+        hint="One lab_session keeps one connection: count the proxy's records while that session is still open, "
+             "then do the same with one request more.",
     )
     if not_attempted(capture, counts, added):
         return c.not_attempted()
@@ -443,8 +444,8 @@ def exercise_4(
     three, four = _session_records(paths, 3, version), _session_records(paths, 4, version)
     c.require(mine[DIRECTIONS[0]] == three[DIRECTIONS[0]] and mine[DIRECTIONS[1]] - three[DIRECTIONS[1]] in (0, 1),
               f"it holds the records of one handshake, three requests and their answers ({_said(three)})",
-              f"it holds {_said(mine)}, where one handshake and three requests make {_said(three)} (one more from "
-              "the server if its goodbye was recorded): make exactly three requests, from one lab_session")
+              f"it holds {_said(mine)}, not what one handshake and three requests make in the check's own session "
+              "(allowing one more from the server, its goodbye): make exactly three requests, from one lab_session")
     with_goodbye = {DIRECTIONS[0]: three[DIRECTIONS[0]], DIRECTIONS[1]: three[DIRECTIONS[1]] + 1}
     for name, answer, truth in (("keepalive_counts", counts, three),
                                 ("added_by_a_fourth_request", added, {d: four[d] - three[d] for d in DIRECTIONS})):
@@ -460,12 +461,12 @@ def exercise_4(
                       f"keepalive_counts says {_said(answer)}: that includes the server's goodbye (its close_notify), "
                       "sent when the session closed; count right after the third answer, inside the session's block"
                       if all(answer[d] == with_goodbye[d] for d in DIRECTIONS) else
-                      f"keepalive_counts says {_said(answer)}, but three requests over one connection make "
-                      f"{_said(truth)} by the third answer: count keepalive_capture.records() right after it")
+                      f"keepalive_counts says {_said(answer)}, which is not what three requests over one connection "
+                      "make by the third answer: count keepalive_capture.records() right after it")
         else:
             c.require(all(answer[d] == truth[d] for d in DIRECTIONS),
                       f"added_by_a_fourth_request: {_said(truth)} (one request, one answer: the handshake is "
                       "not repeated)",
-                      f"added_by_a_fourth_request says {_said(answer)}, but a fourth request adds {_said(truth)}: "
-                      "count a session of four the same way, and subtract")
+                      f"added_by_a_fourth_request says {_said(answer)}, which is not what one more request adds in "
+                      "the check's own sessions: count a session of four the same way, and subtract")
     return c.result()

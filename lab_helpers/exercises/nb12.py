@@ -97,6 +97,26 @@ def _results_problem(results: object, variable: str) -> str | None:
     return None
 
 
+def _offered_its_own_sessions(results: Sequence[HandshakeResult], variable: str, c: Checker) -> bool:
+    """Did each handshake to the ticketless server offer a session that server made? Say so when not.
+
+    A server with num_tickets = 0 never hands out a ticket, so a session
+    that carries one came from another server: it could never resume there,
+    tickets or not, and proves nothing about turning tickets off.
+    """
+    if any(r.offered is None for r in results):
+        c.require(False, "", f"{variable}: some handshakes offered no session at all: offer the session of a first "
+                             "handshake to server_no_tickets (handshake(..., session=...))")
+        return False
+    if any(r.offered.has_ticket for r in results if r.offered is not None):
+        c.require(False, "", f"{variable}: the session you offered carries a ticket, which server_no_tickets never "
+                             "issues: it came from another server, and a lab server never resumes a session another "
+                             "server made, tickets or not. Offer server_no_tickets the session of a first handshake "
+                             "to itself")
+        return False
+    return True
+
+
 def _answered(result: HandshakeResult) -> bool:
     return b" 200 " in result.answer.split(b"\r\n", 1)[0] and b"Hello, " in result.answer
 
@@ -115,10 +135,8 @@ def exercise_1(server: MTLSServer | None, rates: Mapping[str, list[float]] | Non
     """
     c = Checker(
         "12.1", "What an RSA-4096 server certificate costs",
-        hint="generate_private_key('rsa', rsa_bits=4096), create_csr(key, 'localhost', names=[...]), "
-             "load_certificate_authority(paths.ca_cert, paths.ca_key).sign_csr(csr, profile='server'), save both, "
-             f"build_server_context(...), MTLSServer(..., name=...).start(); then measure_rounds({{'ECDSA P-256': ..., "
-             f"'{RSA_LABEL}': ...}}) with handshake(server.port, context).",
+        hint="Change only the server's key: the same lab CA, the same client, the same settings. Then each action "
+             "makes a full handshake to its own server: handshake(<its server>.port, context).",
     )
     if not_attempted(server, rates):
         return c.not_attempted()
@@ -180,8 +198,8 @@ def exercise_2(
     """
     c = Checker(
         "12.2", "Turn session tickets off",
-        hint="Set context.num_tickets = 0 on a new server context before starting a server with it; offer "
-             "handshake(port, context, session=first.session) to it and to the usual server, and keep every result.",
+        hint="A lab server resumes only the sessions it made itself (each has its own ticket key), tickets or not: "
+             "offer each server the session of a first handshake to that same server.",
     )
     if not_attempted(server, tickets_off, tickets_on):
         return c.not_attempted()
@@ -215,6 +233,8 @@ def exercise_2(
             continue
         assert results is not None
         count = len(results)
+        if not resumed and tickets == 0 and not _offered_its_own_sessions(results, variable, c):
+            continue
         c.require(all(r.version == "TLSv1.3" for r in results) and all(_answered(r) for r in results),
                   f"{variable}: {count} TLS 1.3 handshakes, each answered",
                   f"{variable}: not every handshake was TLS 1.3 and answered (versions: "
@@ -241,8 +261,7 @@ def exercise_3(steady: Mapping[str, list[float]] | None, ratio: float | None) ->
     """
     c = Checker(
         "12.3", "Keep-alive against a new connection, in your own figures",
-        hint=f"measure_rounds(..., rounds=7) with step 3's two actions, labelled '{KEEP_ALIVE}' and "
-             f"'{NEW_CONNECTION}'; then divide the median (statistics.median) of the first list by the second's.",
+        hint="More rounds make a steadier median; the ratio compares the two medians, keep-alive on top.",
     )
     if not_attempted(steady, ratio):
         return c.not_attempted()
@@ -274,12 +293,12 @@ def exercise_3(steady: Mapping[str, list[float]] | None, ratio: float | None) ->
         c.require(True, f"keep_alive_ratio = {ratio:.3g}: the median keep-alive rate over the median new-connection "
                         "rate, from your own figures", "")
     elif close(1 / by_rates) or close(1 / by_times):
-        c.require(False, "", f"keep_alive_ratio = {ratio:.3g} is new connection over keep-alive: divide the "
-                             f"keep-alive rate by the new-connection rate ({by_rates:.3g} from your figures)")
+        c.require(False, "", f"keep_alive_ratio = {ratio:.3g} is new connection over keep-alive: which of the two "
+                             "rates goes on top?")
     elif close(by_means):
         c.require(False, "", f"keep_alive_ratio = {ratio:.3g} is the ratio of the means: take the medians "
-                             f"(statistics.median), which one slow round cannot move ({by_rates:.3g})")
+                             "(statistics.median), which one slow round cannot move")
     else:
-        c.require(False, "", f"keep_alive_ratio = {ratio:.3g}, but your figures in steady give {by_rates:.3g}: "
-                             "divide the median keep-alive rate by the median new-connection rate")
+        c.require(False, "", f"keep_alive_ratio = {ratio:.3g} is not the ratio of your figures in steady: divide "
+                             "the median keep-alive rate by the median new-connection rate")
     return c.result()
