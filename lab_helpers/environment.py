@@ -6,8 +6,9 @@ takes more lines than the experiment itself, and is easy to get subtly wrong:
 a variable that was unset must be unset again (not set to ""), and proxy
 variables come in two spellings (``HTTPS_PROXY`` and ``https_proxy``), of
 which ``requests`` and ``curl`` read both, the lower-case one first
-(``urllib.request.getproxies_environment``). A name given here therefore
-stands for every spelling of it.
+(``urllib.request.getproxies_environment``; ``curl`` reads ``http_proxy``
+in lower case only). A name given here therefore stands for every
+spelling of it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ notebook can live with it:
 - every rejected handshake is recorded with the server's reason, so a
   notebook can show both sides of a failure;
 - HTTP/1.1 keep-alive with Nagle's algorithm off (with it on, each
-  keep-alive request waits about 40 ms for a delayed ACK);
+  keep-alive request waits about 40 ms on Linux, up to 200 ms on Windows,
+  for a delayed ACK);
 - starting a server again under the same name (a re-run cell) stops the
   previous one first, and :meth:`MTLSServer.stop` closes every connection
   and joins every thread in well under a second.
