@@ -24,8 +24,8 @@ __all__ = ["run_doctor", "TLS_VARIABLES", "environment_report"]
 #: Variables that silently change what a TLS client does, and how.
 TLS_VARIABLES = {
     "HTTPS_PROXY": "requests and curl send https:// requests through this proxy",
-    "HTTP_PROXY": "requests and curl send http:// requests through this proxy",
-    "ALL_PROXY": "curl (and requests via SOCKS) use this proxy for everything",
+    "HTTP_PROXY": "requests sends http:// requests through this proxy (curl reads only http_proxy, lower case)",
+    "ALL_PROXY": "curl and requests use this proxy for every scheme that has no proxy of its own",
     "NO_PROXY": "hosts that bypass the proxy; the lab session ignores proxies anyway",
     "REQUESTS_CA_BUNDLE": "replaces the CA a requests.Session was told to trust (psf/requests#3829)",
     "CURL_CA_BUNDLE": "curl's CA file; requests also reads it, like REQUESTS_CA_BUNDLE",
