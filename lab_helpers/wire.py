@@ -446,9 +446,10 @@ class RecordingProxy:
 def _no_delay(sock: socket.socket) -> None:
     """Send small writes at once (TCP_NODELAY), as requests and curl do.
 
-    Without it, a resumed TLS 1.2 handshake stalls about 40 ms on Linux (up to 200 ms on Windows): the client's
-    Finished and its request are two small writes, and Nagle's algorithm holds
-    the second until the server's delayed ACK arrives.
+    Without it, a resumed TLS 1.2 handshake stalls about 40 ms on Linux (up to
+    200 ms on Windows): the client's Finished and its request are two small
+    writes, and Nagle's algorithm holds the second until the server's delayed
+    ACK arrives.
     """
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
