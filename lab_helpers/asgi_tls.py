@@ -64,7 +64,7 @@ def _verified_chain_pem(ssl_object: ssl.SSLObject) -> list[str]:
     objects. Without either, the leaf alone is what ``getpeercert`` gives.
 
     A connection that resumes an earlier session (a session ticket or ID,
-    which curl, browsers, Go and Java send) verifies nothing: OpenSSL has no
+    which curl and browsers send) verifies nothing: OpenSSL has no
     verified chain for it (NULL, which Python returns as ``[]`` or ``None``;
     "If the session is resumed peers do not send certificates", OpenSSL's
     SSL_get0_verified_chain manual), but the session kept the leaf it
