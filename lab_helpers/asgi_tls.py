@@ -18,9 +18,13 @@ connection's ``ssl.SSLObject`` after the handshake, so it is exactly what
 the server verified:
 
 - ``client_cert_chain``: the verified chain, leaf first, each certificate
-  signed by the next, ending with the CA the server trusts (which the client
-  did not need to send); empty when the client sent no certificate (possible
-  only when the server does not require one);
+  signed by the next, ending with the CA the server trusts. On a connection
+  that resumes an earlier TLS session nothing is verified again and OpenSSL
+  keeps only the leaf (verified when the session began), so the chain is that
+  leaf alone. Empty when the client sent no certificate (possible only when
+  the server does not require one). The specification speaks of the chain
+  the client sent; this adapter gives the chain the server verified, which is
+  the one worth trusting, and includes the CA the client did not send;
 - ``client_cert_name``: the leaf's subject as an RFC 4514 string, or None;
 - ``client_cert_error``: always None: a certificate that fails verification
   makes OpenSSL refuse the handshake, so no request ever carries one;
@@ -58,15 +62,27 @@ def _verified_chain_pem(ssl_object: ssl.SSLObject) -> list[str]:
     https://github.com/python/cpython/issues/118658); from 3.10 to 3.12 the
     same call exists on the private ``_sslobj`` and returns certificate
     objects. Without either, the leaf alone is what ``getpeercert`` gives.
+
+    A connection that resumes an earlier session (a session ticket or ID,
+    which curl and browsers send) verifies nothing: OpenSSL has no
+    verified chain for it (NULL, which Python returns as ``[]`` or ``None``;
+    "If the session is resumed peers do not send certificates", OpenSSL's
+    SSL_get0_verified_chain manual), but the session kept the leaf it
+    verified when it began, which ``getpeercert`` returns. Without that
+    fallback a resumed alice would look like a client with no certificate.
     """
     public = getattr(ssl_object, "get_verified_chain", None)
-    if public is not None:
-        return [ssl.DER_cert_to_PEM_cert(der) for der in public() or []]
     private = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
-    if private is not None:
+    chain: list[str] = []
+    if public is not None:
+        chain = [ssl.DER_cert_to_PEM_cert(der) for der in public() or []]
+    elif private is not None:
         import _ssl
 
-        return [certificate.public_bytes(_ssl.ENCODING_PEM) for certificate in private() or []]
+        chain = [certificate.public_bytes(_ssl.ENCODING_PEM) for certificate in private() or []]
+    can_read_verified_chain = public is not None or private is not None
+    if chain or (can_read_verified_chain and not ssl_object.session_reused):
+        return chain
     leaf = ssl_object.getpeercert(binary_form=True)
     return [ssl.DER_cert_to_PEM_cert(leaf)] if leaf else []
 
@@ -82,9 +98,22 @@ def _cipher_suite_number(ssl_object: ssl.SSLObject) -> int | None:
     return None
 
 
-@functools.lru_cache(maxsize=16)
 def _first_certificate_pem(path: str) -> str | None:
-    """The first certificate in a PEM file (the leaf, in a chain file), or None when it cannot be read."""
+    """The first certificate in a PEM file (the leaf, in a chain file), or None when it cannot be read.
+
+    Read again whenever the file changes (a certificate renewed in place,
+    notebook 10), so a new server in the same process never reports the old one.
+    """
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return _first_certificate_pem_of(path, status.st_ino, status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _first_certificate_pem_of(path: str, inode: int, modified_ns: int, size: int) -> str | None:
+    """:func:`_first_certificate_pem` for one version of the file (the cache key says which)."""
     try:
         with open(path, "rb") as stream:
             leaf = x509.load_pem_x509_certificates(stream.read())[0]
@@ -162,7 +191,9 @@ def scope_client_certificate(scope: Scope) -> x509.Certificate | None:
     """The verified client certificate of a request, from the ASGI TLS extension; None when there is none.
 
     None for a request over plain HTTP, from a server that does not fill the
-    extension, or from a client that sent no certificate.
+    extension, or from a client that sent no certificate (possible only when
+    the server does not require one). A connection that resumed an earlier
+    TLS session carries the leaf that session verified.
     """
     chain = (scope.get("extensions") or {}).get("tls", {}).get("client_cert_chain") or []
     return x509.load_pem_x509_certificate(chain[0].encode("ascii")) if chain else None

@@ -4,8 +4,8 @@ A proxy that terminates mTLS hands the client's certificate to the
 application in a request header. Two encodings matter here:
 
 - **RFC 9440** ``Client-Cert``: the certificate's DER bytes as a structured
-  field byte sequence (RFC 8941, section 3.3.5), that is base64 without line
-  breaks between two colons: ``Client-Cert: :MIIBqDCC...Vw==:``.
+  field byte sequence (RFC 9651, which obsoletes RFC 8941, section 3.3.5), that is
+  base64 without line breaks between two colons: ``Client-Cert: :MIIBqDCC...Vw==:``.
   Cloudflare, HAProxy (``ssl_c_der,base64``) and Keycloak speak it.
 - **nginx**'s ``$ssl_client_escaped_cert``: the PEM text, URL-encoded
   (``-----BEGIN%20CERTIFICATE-----%0AMIIB...``). nginx has no variable for
@@ -88,7 +88,7 @@ def parse_client_cert_header(value: str | Iterable[str] | None) -> x509.Certific
         raise ClientCertHeaderError(
             f"{len(values)} Client-Cert headers: RFC 9440 allows exactly one; refuse the request."
         )
-    text = values[0].strip(" \t")  # structured fields ignore surrounding spaces (RFC 8941, section 4.2)
+    text = values[0].strip(" \t")  # structured fields ignore surrounding spaces (RFC 9651, section 4.2)
     if len(text) > MAX_CLIENT_CERT_HEADER:
         raise ClientCertHeaderError(
             f"Client-Cert is {len(text)} characters, over the limit of {MAX_CLIENT_CERT_HEADER}: refused unread."
@@ -111,7 +111,7 @@ def parse_client_cert_header(value: str | Iterable[str] | None) -> x509.Certific
             )
         raise ClientCertHeaderError("Client-Cert has '=' padding before its end: it is not one base64 value.")
     try:
-        # RFC 8941 asks parsers to accept a missing '=' padding: add it back.
+        # RFC 9651 (section 4.2.7) asks parsers to accept a missing '=' padding: add it back.
         der = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except binascii.Error as error:
         raise ClientCertHeaderError(f"Client-Cert is not valid base64 ({error}).") from None
@@ -137,7 +137,10 @@ def client_cert_header_from_nginx(escaped_pem: str | None) -> str:
         raise ClientCertHeaderError(
             f"nginx's certificate header is {len(escaped_pem)} characters, over the limit: refused unread."
         )
-    pem = unquote(escaped_pem, errors="strict") if "%" in escaped_pem else escaped_pem
+    try:
+        pem = unquote(escaped_pem, errors="strict") if "%" in escaped_pem else escaped_pem
+    except UnicodeDecodeError:  # %FF and the like: bytes that are no UTF-8, so no PEM either
+        raise ClientCertHeaderError("nginx's certificate header is not URL-encoded UTF-8.") from None
     blocks = _PEM_CERTIFICATE.findall(pem)
     if len(blocks) != 1:
         raise ClientCertHeaderError(

@@ -47,7 +47,13 @@ def identity_from_certificate(certificate: x509.Certificate) -> ClientIdentity:
     full, so any unreadable part (the subject, the issuer, the key, an
     extension) raises :class:`UnreadableCertificateError`, which names the part and the
     reason; the lab server answers 400 with that message.
+
+    ``None`` (what ``scope_client_certificate`` or ``getpeercert`` return when
+    no certificate reached the code) raises a :class:`TypeError` that says so,
+    rather than an error from deep inside the parser.
     """
+    if certificate is None:
+        raise TypeError("identity_from_certificate() got None: no client certificate reached this code")
     problem = unreadable_part(certificate)
     if problem is not None:
         raise UnreadableCertificateError(

@@ -197,8 +197,12 @@ def nginx_info() -> NginxInfo:
     binary = find_nginx()
     if binary is None:
         hidden = os.environ.get(NGINX_VARIABLE, "").strip().lower() == "off"
-        why = f"nginx is hidden ({NGINX_VARIABLE}=off)" if hidden else "nginx is not installed here"
-        raise NginxUnavailable(f"{why}: {INSTALL_NGINX}.")
+        why = (
+            f"nginx is hidden here ({NGINX_VARIABLE}=off): unset {NGINX_VARIABLE} to use an installed nginx, or"
+            if hidden
+            else "nginx is not installed here:"
+        )
+        raise NginxUnavailable(f"{why} {INSTALL_NGINX}.")
     return _info_for(binary.resolve())
 
 
@@ -295,6 +299,9 @@ class Nginx:
         self.directory = Path(directory) if directory is not None else lab_dir() / "nginx" / folder_name
         self.ports: dict[str, int] = {}
         self.config_text = ""
+        # Where each block's text sits in the written file: (block, its first line there, the
+        # leading empty lines dropped from the text, how many lines it has), for error messages.
+        self._blocks: list[tuple[str, int, int, int]] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._workers: set[int] = set()
 
@@ -357,8 +364,18 @@ class Nginx:
 
         return _PLACEHOLDER.sub(replace, template)
 
+    def _block_lines(self, lines: list[str], name: str, text: str) -> str:
+        """``text`` rendered and indented for a block, remembering where it lands in the file."""
+        rendered = self._render(text)
+        indented = _indent(rendered)
+        first = "\n".join(lines).count("\n") + 2  # the line after the last one written so far
+        skipped = len(rendered) - len(rendered.lstrip("\n"))
+        self._blocks.append((name, first, skipped, len(indented.splitlines())))
+        return indented
+
     def _full_config(self) -> str:
         d = self.directory
+        self._blocks = []
         lines = [
             f"# nginx configuration for the lab instance {self.name!r}, written by lab_helpers.",
             "# Everything nginx writes stays in this folder; it runs in the foreground as the notebook's child.",
@@ -387,11 +404,11 @@ class Nginx:
                 f'    access_log "{d / "access.log"}";',
                 temp,
                 "",
-                _indent(self._render(self.http)),
-                "}",
             ]
+            lines += [self._block_lines(lines, "http", self.http), "}"]
         if self.stream:
-            lines += ["", "stream {", _indent(self._render(self.stream)), "}"]
+            lines += ["", "stream {"]
+            lines += [self._block_lines(lines, "stream", self.stream), "}"]
         return "\n".join(lines) + "\n"
 
     def _write_config(self) -> None:
@@ -409,11 +426,30 @@ class Nginx:
         return command + list(extra)
 
     def test_config(self) -> None:
-        """``nginx -t`` on the written configuration: :class:`NginxError` with nginx's own words if it is refused."""
+        """``nginx -t`` on the written configuration: :class:`NginxError` with nginx's own words if it is refused.
+
+        nginx names a line of the whole file (``nginx.conf:35``), which the
+        caller never wrote as such: the message adds which line of the
+        ``http=`` or ``stream=`` text that is, and what it says.
+        """
         result = subprocess.run(self._command("-t", "-q"), capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
-            words = (result.stderr.strip() or self.error_log(5)).splitlines()
-            raise NginxError("nginx refused the configuration: " + " | ".join(w for w in words if w)[:600])
+            words = " | ".join(w for w in (result.stderr.strip() or self.error_log(5)).splitlines() if w)
+            where = re.search(re.escape(str(self.config_file)) + r":(\d+)", words)
+            located = f" ({self._source_of_line(int(where.group(1)))})" if where else ""
+            raise NginxError("nginx refused the configuration: " + words[:600] + located)
+
+    def _source_of_line(self, number: int) -> str:
+        """Where line ``number`` of the written file comes from, in the caller's terms, with its text."""
+        lines = self.config_text.splitlines()
+        text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+        for name, first, skipped, count in self._blocks:
+            if first <= number < first + count:
+                return f"line {number - first + 1 + skipped} of the {name}= text: {text!r}"
+        ended = [name for name, first, _, count in self._blocks if number >= first + count]
+        if ended:  # the wrapper's closing brace, or the end of the file: the text's braces do not match
+            return f"just after the end of the {ended[-1]}= text: check that its braces {{ }} match"
+        return f"a line lab_helpers writes around your text: {text!r}"
 
     # -- life cycle -----------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ chain (httpx's ``ConnectError`` and ``ReadError``, aiohttp's
   that closed the connection during the handshake is ``Server disconnected``
   to aiohttp and httpx (uvicorn's and aiohttp's servers, built on asyncio,
   close without sending TLS's alert);
-- gRPC: ``grpcio`` carries its own TLS library (BoringSSL), and a failure is
-  a ``grpc.RpcError`` whose only evidence is its details string
+- gRPC: ``grpcio``'s wheels from PyPI carry their own TLS library, BoringSSL,
+  not the system's OpenSSL (Linux distributions' packages, Debian's for one,
+  link OpenSSL instead), and a failure is a ``grpc.RpcError`` whose only
+  evidence is its details string
   (``Tls handshake failed ... CERTIFICATE_VERIFY_FAILED: certificate has
   expired``); a server that refuses the client's certificate shows only
   ``Socket closed``;
@@ -43,8 +45,9 @@ STACK_CASES: tuple[_Case, ...] = (
         ("Socket closed",),
         "The gRPC server refused the TLS handshake; the client was only told 'Socket closed'.",
         "grpcio's client reports no reason when the server ends the handshake. Most often the client sent no "
-        "certificate, or one from a CA the server does not trust. The server's gRPC log has the reason "
-        "('Handshake failed ... PEER_DID_NOT_RETURN_A_CERTIFICATE', or 'unable to get local issuer certificate').",
+        "certificate, or one from a CA the server does not trust. gRPC's C core may log the server's reason on "
+        "its standard error at its default verbosity (GRPC_VERBOSITY=ERROR hides it): 'Handshake failed ... "
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE', or 'unable to get local issuer certificate'.",
         "Give ssl_channel_credentials both private_key= and certificate_chain=, issued by the CA in the "
         "server's root_certificates.",
     ),
@@ -80,7 +83,9 @@ _PHRASES: dict[str, tuple[tuple[str, str], ...]] = {
 STACK_FIXES: dict[str, dict[str, str]] = {
     "httpx": {
         "server-ca-not-trusted": "Trust the CA that issued the server's certificate: "
-        "httpx.Client(verify=ssl.create_default_context(cafile='ca.crt')).",
+        "context = ssl.create_default_context(cafile='ca.crt'), then, for mTLS, "
+        "context.load_cert_chain('client.crt', 'client.key') on the same context, and "
+        "httpx.Client(verify=context).",
         "client-certificate-missing": "Load the client's pair into the context you pass as verify=: "
         "context.load_cert_chain('client.crt', 'client.key') (httpx 0.28+ deprecates cert=).",
         "client-key-mismatch": "Pair each certificate with its own key in load_cert_chain(cert, key).",
@@ -88,8 +93,10 @@ STACK_FIXES: dict[str, dict[str, str]] = {
         "(context.load_cert_chain), from the CA the server trusts; the server's log has its reason.",
     },
     "aiohttp": {
-        "server-ca-not-trusted": "Pass ssl=ssl.create_default_context(cafile='ca.crt') to the request or the "
-        "session's TCPConnector.",
+        "server-ca-not-trusted": "Trust the CA that issued the server's certificate: "
+        "context = ssl.create_default_context(cafile='ca.crt'), then, for mTLS, "
+        "context.load_cert_chain('client.crt', 'client.key') on the same context, and ssl=context on the "
+        "request or the session's TCPConnector.",
         "client-certificate-missing": "Call context.load_cert_chain('client.crt', 'client.key') on the "
         "SSLContext you pass as ssl=.",
         "client-key-mismatch": "Pair each certificate with its own key in load_cert_chain(cert, key).",
@@ -97,15 +104,17 @@ STACK_FIXES: dict[str, dict[str, str]] = {
         "(context.load_cert_chain), from the CA the server trusts; the server's log has its reason.",
     },
     "urllib3": {
-        "server-ca-not-trusted": "Give the pool the CA that issued the server's certificate: "
-        "urllib3.PoolManager(ca_certs='ca.crt').",
+        "server-ca-not-trusted": "Give the pool the CA that issued the server's certificate, and for mTLS "
+        "the client's pair beside it: urllib3.PoolManager(ca_certs='ca.crt', cert_file='client.crt', "
+        "key_file='client.key').",
         "client-certificate-missing": "Give the pool the client's pair: PoolManager(cert_file='client.crt', "
         "key_file='client.key', key_password=... if the key is encrypted).",
         "client-key-mismatch": "Pass the key that belongs to cert_file as key_file.",
     },
     "grpc": {
-        "server-ca-not-trusted": "Give the channel the CA that issued the server's certificate: "
-        "grpc.ssl_channel_credentials(root_certificates=ca_pem).",
+        "server-ca-not-trusted": "Give the channel the CA that issued the server's certificate, and for mTLS "
+        "the client's pair beside it: grpc.ssl_channel_credentials(root_certificates=ca_pem, "
+        "private_key=key_pem, certificate_chain=cert_pem).",
         "server-name-mismatch": "Connect to a name in the server certificate's SAN (localhost:PORT), or issue "
         "the certificate for the name you use (grpc.ssl_target_name_override only for tests).",
         "server-certificate-expired": "Renew the server's certificate and restart the gRPC server with new "

@@ -102,6 +102,13 @@ def test_identity_from_a_client_certificate(lab_pki: LabPaths) -> None:
     assert identity.issuer == "CN=lab-ca"
 
 
+def test_identity_of_no_certificate_says_so(lab_pki: LabPaths) -> None:
+    """None (no certificate reached the code) is named as such, not an AttributeError from the parser."""
+    with pytest.raises(TypeError, match="got None: no client certificate reached this code"):
+        identity_from_certificate(None)  # type: ignore[arg-type]
+    assert identity_from_certificate(load_certificate(lab_pki.client_cert)).name == "alice"  # the twin
+
+
 def test_identity_without_a_common_name_falls_back_to_the_uri() -> None:
     ca = CertificateAuthority.create_root()
     key = generate_private_key()

@@ -56,14 +56,15 @@ def uri_server(
     *,
     endpoint: Any = answer_with_uri,
     name: str = "uvicorn-uri",
+    http: Any = None,
     **tls: Any,
 ) -> UvicornServer:
     config = uvicorn.Config(
         Starlette(routes=[Route("/", endpoint)]),
         host="127.0.0.1",
         port=0,
-        log_level="warning",
-        http=with_tls_extension(H11Protocol),
+        log_level="critical",  # the endpoint's tracebacks, when it crashes on purpose, are not the test's output
+        http=http or with_tls_extension(H11Protocol),
         ssl_certfile=paths.server_cert,
         ssl_keyfile=paths.server_key,
         ssl_ca_certs=paths.ca_cert,
@@ -103,6 +104,28 @@ def test_13_1_a_constant_answer_is_caught_by_the_second_client(lab_pki: LabPaths
     assert missing(result)[0].endswith("read the URI from the request's certificate, not from a constant")
 
 
+def test_13_1_without_the_extension_class_the_crash_is_explained(
+    lab_pki: LabPaths, started: list[Any]
+) -> None:
+    """uvicorn's own H11Protocol: no certificate in the scope, the endpoint raises, alice gets 500, and the check says why."""
+    server = uri_server(lab_pki, started, http=H11Protocol, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    problems = missing(check.exercise_13_1(server, paths=lab_pki))
+    assert problems[0].startswith("alice got 500: your endpoint raised (see the traceback above).")
+    assert "uvicorn's http= is not with_tls_extension(H11Protocol)" in problems[0]
+    assert problems[1].endswith("got 500 'Internal Server Error' too")
+    assert not any("not from a constant" in p for p in problems)  # not the mistake made here
+
+
+def test_13_1_the_default_ssl_cert_reqs_with_a_right_endpoint_is_explained(
+    lab_pki: LabPaths, started: list[Any]
+) -> None:
+    """The server never asks for a certificate: the certificate-less client and alice both reach a crashing endpoint."""
+    problems = missing(check.exercise_13_1(uri_server(lab_pki, started), paths=lab_pki))
+    assert problems[0].endswith("answered 500 'Internal Server Error': set ssl_cert_reqs=ssl.CERT_REQUIRED")
+    assert problems[1].startswith("alice got 500") and "(ssl_cert_reqs)" in problems[1]
+    assert not any("not from a constant" in p for p in problems)
+
+
 def test_13_1_another_name_and_a_stopped_server(lab_pki: LabPaths, started: list[Any]) -> None:
     server = uri_server(lab_pki, started, name="elsewhere", ssl_cert_reqs=ssl.CERT_REQUIRED)
     assert missing(check.exercise_13_1(server, paths=lab_pki)) == [
@@ -130,9 +153,34 @@ def test_13_1_strict_mode_raises(
 
 
 def by_uri(request: bytes, context: Any) -> bytes:
+    if context.auth_context().get("peer_uri", []) != [ALICE.encode()]:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "only alice")
+    return b"Hello, alice"
+
+
+def by_subject_alternative_names(request: bytes, context: Any) -> bytes:
+    """The answer the notebook used to teach: every SAN, of every kind, as one list of bytes."""
     if context.auth_context().get("x509_subject_alternative_name", []) != [ALICE.encode()]:
         context.abort(grpc.StatusCode.PERMISSION_DENIED, "only alice")
     return b"Hello, alice"
+
+
+def by_any_san_containing_alice(request: bytes, context: Any) -> bytes:
+    if ALICE.encode() not in context.auth_context().get("x509_subject_alternative_name", []):
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "only alice")
+    return b"Hello, alice"
+
+
+def comparing_str_with_bytes(request: bytes, context: Any) -> bytes:
+    if context.auth_context().get("peer_uri", []) != [ALICE]:  # str: never equal to the bytes gRPC gives
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "only alice")
+    return b"Hello, alice"
+
+
+def returning_str(request: bytes, context: Any) -> str:
+    if context.auth_context().get("peer_uri", []) != [ALICE.encode()]:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "only alice")
+    return "Hello, alice"
 
 
 def by_common_name(request: bytes, context: Any) -> bytes:
@@ -171,7 +219,47 @@ def test_13_2_a_decision_on_the_common_name_lets_the_impostor_in(
 ) -> None:
     result = check.exercise_13_2(greeter_server(lab_pki, started, by_common_name), paths=lab_pki)
     assert len(missing(result)) == 1
-    assert missing(result)[0].endswith("decide on x509_subject_alternative_name, not x509_common_name")
+    assert missing(result)[0].endswith("decide on the URI (peer_uri), not on x509_common_name")
+
+
+@pytest.mark.parametrize("method", [by_subject_alternative_names, by_any_san_containing_alice])
+def test_13_2_a_decision_on_every_san_lets_a_dns_name_in(
+    lab_pki: LabPaths, started: list[Any], method: Any
+) -> None:
+    """x509_subject_alternative_name holds DNS names and emails too: a DNS name spelling alice's URI passes it."""
+    problems = missing(check.exercise_13_2(greeter_server(lab_pki, started, method), paths=lab_pki))
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        f"a client whose only SAN is the DNS name {ALICE!r} got the reply b'Hello, alice'"
+    )
+    assert problems[0].endswith("peer_uri holds the URIs alone")
+
+
+def test_13_2_comparing_str_with_bytes_is_named(lab_pki: LabPaths, started: list[Any]) -> None:
+    problems = missing(
+        check.exercise_13_2(greeter_server(lab_pki, started, comparing_str_with_bytes), paths=lab_pki)
+    )
+    assert problems[0].startswith("alice got PERMISSION_DENIED 'only alice', expected b'Hello, alice'.")
+    assert "lists of bytes: compare with [ALICE.encode()]" in problems[0]
+    assert not any("decide on" in p for p in problems)  # the impostors were refused: not the mistake here
+
+
+def test_13_2_lenient_credentials_are_named(lab_pki: LabPaths, started: list[Any]) -> None:
+    """Without require_client_auth the handler sees no certificate: alice is refused, and the check says why."""
+    server = greeter_server(lab_pki, started, by_uri, require_client_auth=False)
+    problems = missing(check.exercise_13_2(server, paths=lab_pki))
+    assert problems[0].startswith("alice got PERMISSION_DENIED") and problems[0].endswith(
+        "the server sees no certificate at all unless require_client_auth=True"
+    )
+
+
+def test_13_2_a_handler_returning_str_is_named(lab_pki: LabPaths, started: list[Any]) -> None:
+    """gRPC cannot send a str: the call hangs until its deadline, and the check says it is the return type."""
+    problems = missing(check.exercise_13_2(greeter_server(lab_pki, started, returning_str), paths=lab_pki))
+    assert problems == [
+        "alice's call never got an answer (DEADLINE_EXCEEDED): the handler must return bytes, b'Hello, alice'; "
+        "a str makes gRPC fail after the handler returned (its traceback is above)"
+    ]
 
 
 def test_13_2_a_server_that_does_not_require_certificates(lab_pki: LabPaths, started: list[Any]) -> None:

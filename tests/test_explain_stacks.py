@@ -185,6 +185,22 @@ def test_fixes_are_said_in_the_stacks_terms(lab: CatalogLab, started: list[Any])
     assert "ssl_channel_credentials(root_certificates=" in explain(caught.value).fix
 
 
+@pytest.mark.parametrize(
+    ("stack", "client_pair"),
+    [
+        ("httpx", "load_cert_chain('client.crt', 'client.key')"),
+        ("aiohttp", "load_cert_chain('client.crt', 'client.key')"),
+        ("urllib3", "cert_file='client.crt', key_file='client.key'"),
+        ("grpc", "private_key=key_pem, certificate_chain=cert_pem"),
+    ],
+)
+def test_the_fix_for_an_untrusted_server_keeps_the_client_certificate(stack: str, client_pair: str) -> None:
+    """Copied as it is, the fix for "no CA" must not drop the client's pair: that would trade one failure for another."""
+    fix = STACK_FIXES[stack]["server-ca-not-trusted"]
+    assert "ca.crt" in fix or "root_certificates=ca_pem" in fix
+    assert client_pair in fix
+
+
 def test_every_stack_phrase_and_fix_names_a_known_case() -> None:
     known = {case.key for case in CASES} | {case.key for case in STACK_CASES}
     for stack, phrases in _PHRASES.items():

@@ -9,9 +9,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from lab_helpers import (
     MAX_CLIENT_CERT_HEADER,
+    Backend,
     ClientCertHeaderError,
+    ForwardedRequest,
     LabError,
     LabPaths,
+    LabSession,
     client_cert_header,
     client_cert_header_from_nginx,
     load_certificate,
@@ -117,3 +120,34 @@ def test_two_certificates_or_a_csr_in_nginx_header_are_refused(lab_pki: LabPaths
     csr = lab_pki.client_csr.read_text()
     with pytest.raises(ClientCertHeaderError, match="0 PEM certificates"):
         client_cert_header_from_nginx(csr)
+
+
+def test_an_nginx_header_that_is_not_utf_8_is_refused_with_a_400(lab_pki: LabPaths) -> None:
+    """%FF decodes to a byte that is no UTF-8: a 400 with one line, not a UnicodeDecodeError (a 500)."""
+    with pytest.raises(ClientCertHeaderError, match="not URL-encoded UTF-8") as caught:
+        client_cert_header_from_nginx("-----BEGIN%20CERTIFICATE-----%0A%FF%0A-----END%20CERTIFICATE-----")
+    assert caught.value.status == 400
+    # the twin: the same spelling with the real certificate in it is read
+    escaped = nginx_escaped_pem(load_certificate(lab_pki.client_cert))
+    assert parse_client_cert_header(client_cert_header_from_nginx(escaped)) == load_certificate(
+        lab_pki.client_cert
+    )
+
+
+def test_the_backend_answers_400_to_an_nginx_header_that_is_not_utf_8(lab_pki: LabPaths) -> None:
+    """Through the backend, the forged header gets the client's-fault 400, and the app's error list stays empty."""
+
+    def reads_nginx_header(request: ForwardedRequest) -> tuple[int, str]:
+        value = client_cert_header_from_nginx(request.get("X-SSL-Client-Cert"))
+        return 200, f"Hello, {parse_client_cert_header(value).subject.rfc4514_string()}\n"
+
+    escaped = nginx_escaped_pem(load_certificate(lab_pki.client_cert))
+    with Backend(reads_nginx_header, name=None) as backend, LabSession() as client:
+        forged = client.get(backend.url, headers={"X-SSL-Client-Cert": "%FF"})
+        real = client.get(backend.url, headers={"X-SSL-Client-Cert": escaped})
+    assert (forged.status_code, forged.text) == (
+        400,
+        "Bad request: nginx's certificate header is not URL-encoded UTF-8.\n",
+    )
+    assert (real.status_code, real.text) == (200, "Hello, CN=alice\n")
+    assert list(backend.errors) == []

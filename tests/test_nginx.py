@@ -241,6 +241,37 @@ def test_a_bad_configuration_gets_nginxs_own_words(lab_folder: Path) -> None:
     assert "bad" not in running_nginx()
 
 
+MISSING_SEMICOLON = """
+server {
+    listen 127.0.0.1:{{ port }};
+    location / {
+        return 200 "hi\\n"
+    }
+}
+"""
+
+
+@needs_nginx
+def test_a_refused_line_is_named_in_the_text_the_caller_wrote(lab_folder: Path) -> None:
+    """nginx says nginx.conf:22, a file the caller never wrote line by line: the message adds line 6 of their text."""
+    with pytest.raises(NginxError) as refused:
+        Nginx(http=MISSING_SEMICOLON, name="semicolon").start()
+    message = str(refused.value)
+    assert message.startswith("nginx refused the configuration: nginx: [emerg] unexpected")
+    assert message.count("nginx refused the configuration") == 1
+    assert message.endswith("(line 6 of the http= text: '}')")
+    # the twin: with the semicolon, the same text starts
+    with Nginx(http=MISSING_SEMICOLON.replace('"hi\\n"', '"hi\\n";'), name="semicolon") as fixed:
+        assert get(f"http://127.0.0.1:{fixed.port}/") == "hi\n"
+
+
+@needs_nginx
+def test_a_missing_brace_is_named_as_the_end_of_the_text(lab_folder: Path) -> None:
+    unbalanced = MISSING_SEMICOLON.replace('"hi\\n"', '"hi\\n";').replace("    }\n}\n", "    }\n")
+    with pytest.raises(NginxError, match=r"just after the end of the http= text: check that its braces"):
+        Nginx(http=unbalanced, name="brace").start()
+
+
 @needs_nginx
 def test_an_unknown_placeholder_is_refused_with_the_known_names(lab_folder: Path) -> None:
     with pytest.raises(LabError, match=r"\{\{ backend \}\}, which has no value.*Known: dir, lab, port"):

@@ -3,6 +3,7 @@ made to work against its naive set-up, then made to fail by its fix. Real nginx,
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -235,6 +236,31 @@ def test_attack_b_optional_no_ca_then_the_verify_check_stops_it(
     assert fixed.status == 403
     with lab.alice_session() as alice:
         assert attempt(termination.url, session=alice).body == "Hello, alice\n"  # the fix keeps alice in
+
+
+def test_optional_no_ca_lets_through_only_an_unknown_issuer_not_an_expired_certificate(
+    lab: Lab, termination: Nginx, plain_backend: Backend
+) -> None:
+    """optional_no_ca forgives one fault, an issuer nginx does not trust; a lab certificate that expired gets 400."""
+    termination.reload(values={"verify": "optional_no_ca"})
+    ca = load_certificate_authority(lab.paths.ca_cert, lab.paths.ca_key)
+    expired = ca.issue_client_certificate(
+        "alice", valid_from=datetime.now(timezone.utc) - timedelta(days=10), valid_days=1
+    )
+    files = {
+        "cert_file": lab.paths.directory / "expired.crt",
+        "key_file": lab.paths.directory / "expired.key",
+    }
+    save_certificate(expired.certificate, files["cert_file"])
+    save_private_key(expired.private_key, files["key_file"])
+    before = len(plain_backend.seen)
+    with lab_session(ca_file=lab.paths.ca_cert, **files) as expired_alice:
+        refused = attempt(termination.url, session=expired_alice)
+    assert refused.status == 400 and "The SSL certificate error" in (refused.body or "")
+    assert len(plain_backend.seen) == before
+    with lab.made_up_session() as mallory:  # the twin: an unknown issuer is let through
+        assert attempt(termination.url, session=mallory).status == 200
+    assert plain_backend.seen[-1].request.get("X-SSL-Client-Verify").startswith("FAILED:")
 
 
 def test_optional_refuses_a_failed_certificate_but_lets_no_certificate_through(

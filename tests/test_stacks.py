@@ -9,6 +9,7 @@ ASGI TLS extension, and servers that stop and leave nothing behind.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import threading
@@ -209,6 +210,84 @@ def test_tls_extension_numbers_over_tls_1_2(lab_pki: LabPaths, started: list[Any
         extension = client.get(server.url + "tls").json()
     assert extension["tls_version"] == TLS_VERSIONS["TLSv1.2"] == 0x0303
     assert extension["cipher_suite"] == 0xC02B  # TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (RFC 5289)
+
+
+def get_on_new_connections(port: int, context: ssl.SSLContext, count: int = 2) -> list[tuple[bool, bytes]]:
+    """GET /tls on ``count`` connections, each resuming the TLS session of the one before, as curl does.
+
+    Returns (was the session resumed, the response body) for each. With TLS 1.3
+    the session ticket arrives after the handshake, so each response is read
+    in full before its session is kept.
+    """
+    session, results = None, []
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+                tls.sendall(b"GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                response = b""
+                while chunk := tls.recv(65536):
+                    response += chunk
+                results.append((tls.session_reused, response.split(b"\r\n\r\n", 1)[1]))
+                session = tls.session
+    return results
+
+
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["TLSv1.3", "TLSv1.2"]
+)
+def test_tls_extension_on_a_resumed_session_still_names_the_client(
+    lab_pki: LabPaths, started: list[Any], version: ssl.TLSVersion
+) -> None:
+    """A resumed session is not verified again and OpenSSL has no verified chain for it: the leaf still counts."""
+    server = UvicornServer(
+        uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_REQUIRED), name=None
+    ).start()
+    started.append(server)
+    context = client_context(lab_pki)
+    context.maximum_version = version
+    (first_reused, first), (second_reused, second) = get_on_new_connections(server.port, context)
+    assert (first_reused, second_reused) == (False, True)  # the second connection really resumed
+    full, resumed = json.loads(first), json.loads(second)
+    alice = x509.load_pem_x509_certificate(lab_pki.client_cert.read_bytes())
+    assert len(full["client_cert_chain"]) == 2  # alice, then the lab CA
+    assert [x509.load_pem_x509_certificate(pem.encode()) for pem in resumed["client_cert_chain"]] == [alice]
+    assert resumed["client_cert_name"] == "CN=alice"
+
+
+def test_tls_extension_on_a_resumed_session_without_a_certificate_stays_empty(
+    lab_pki: LabPaths, started: list[Any]
+) -> None:
+    """The negative twin: resuming the session of a client that sent no certificate invents none."""
+    server = UvicornServer(
+        uvicorn_config(greeting_app([]), lab_pki, ssl_cert_reqs=ssl.CERT_OPTIONAL), name=None
+    ).start()
+    started.append(server)
+    results = get_on_new_connections(server.port, client_context(lab_pki, certificate=False))
+    assert [reused for reused, _ in results] == [False, True]
+    for _, body in results:
+        extension = json.loads(body)
+        assert extension["client_cert_chain"] == [] and extension["client_cert_name"] is None
+
+
+def test_server_cert_is_read_again_when_the_file_changes(lab_pki: LabPaths, tmp_path: Path) -> None:
+    """A certificate renewed at the same path (notebook 10) is what a new server reports, not the old one."""
+    from lab_helpers.asgi_tls import _first_certificate_pem
+
+    path = tmp_path / "server.crt"
+    path.write_bytes(lab_pki.server_cert.read_bytes())
+    first = _first_certificate_pem(str(path))
+    assert first is not None and first == _first_certificate_pem(str(path))  # unchanged: the same answer
+    ca = load_certificate_authority(lab_pki.ca_cert, lab_pki.ca_key)
+    renewed = tmp_path / "renewed.crt"
+    save_certificate(ca.issue_server_certificate("localhost").certificate, renewed)
+    renewed.replace(path)  # an atomic rename, as the lab writes files
+    second = _first_certificate_pem(str(path))
+    assert second is not None and second != first
+    assert x509.load_pem_x509_certificate(second.encode()) == x509.load_pem_x509_certificate(
+        path.read_bytes()
+    )
+    path.unlink()
+    assert _first_certificate_pem(str(path)) is None
 
 
 def test_tls_extension_is_absent_over_plain_http(started: list[Any]) -> None:
