@@ -501,9 +501,12 @@ class Nginx:
             if self._process.poll() is not None:
                 self._process = None
                 return self.error_log(5).replace("\n", " | ") or (self.directory / "stderr.log").read_text()
+            # The kernel accepts connections on a bound port before nginx has a worker to serve them:
+            # ready means the pid file is ours, every port accepts, and a worker has been started.
             if self._pid_file_is_ours() and all(self._accepts(port) for port in self.ports.values()):
                 self._workers = self._worker_pids()
-                return None
+                if self._workers:
+                    return None
             time.sleep(0.02)
         self.stop()
         raise NginxError(
