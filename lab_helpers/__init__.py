@@ -136,48 +136,22 @@ __version__ = "0.1.0"
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from .backend import Backend, ForwardedRequest, get_with_sni
-    from .forwarded import (
-        MAX_CLIENT_CERT_HEADER,
-        ClientCertHeaderError,
-        client_cert_header,
-        client_cert_header_from_nginx,
-        nginx_escaped_pem,
-        parse_client_cert_header,
-    )
-    from .nginx import (
-        INSTALL_NGINX,
-        Nginx,
-        NginxError,
-        NginxInfo,
-        NginxUnavailable,
-        find_nginx,
-        nginx_available,
-        nginx_info,
-        running_nginx,
-    )
+    from .asgi_tls import scope_client_certificate, tls_extension, with_tls_extension
     from .authz import ANY_CLIENT, AccessPolicy, Decision
+    from .backend import Backend, ForwardedRequest, get_with_sni
     from .catalog import CatalogLab, run_case, run_catalog, summary_table
     from .chains import ChainVerdict, verify_chain
-    from .client import server_certificate
-    from .files import load_certificates, load_crl, save_chain, save_crl
-    from .server import load_revocation_list
-    from .wire import (
-        HandshakeResult,
-        HandshakeTrace,
-        RecordingProxy,
-        TraceUnavailable,
-        handshake,
-        key_shares,
-        msg_callback_available,
-        parse_records,
-        trace_handshake,
+    from .client import (
+        DEFAULT_TIMEOUT,
+        LabSession,
+        Outcome,
+        TLSVersionAdapter,
+        attempt,
+        lab_session,
+        server_certificate,
     )
-    from .client import TLSVersionAdapter
     from .diagnosis import Explanation, explain
-    from .client import DEFAULT_TIMEOUT, LabSession, Outcome, attempt, lab_session
-    from .summary import CertificateDescription, creation_profile, describe
-    from .oid_names import purpose_name, signature_algorithm_name
+    from .environment import temporary_environment
     from .errors import (
         KeyMismatchError,
         KeyPasswordError,
@@ -196,14 +170,38 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         lab_dir,
         load_certificate,
         load_certificate_authority,
+        load_certificates,
+        load_crl,
         load_csr,
         load_private_key,
         save_certificate,
+        save_chain,
+        save_crl,
         save_csr,
         save_private_key,
         write_atomic,
     )
+    from .forwarded import (
+        MAX_CLIENT_CERT_HEADER,
+        ClientCertHeaderError,
+        client_cert_header,
+        client_cert_header_from_nginx,
+        nginx_escaped_pem,
+        parse_client_cert_header,
+    )
     from .identity import ClientIdentity, fingerprint, identity_from_certificate
+    from .nginx import (
+        INSTALL_NGINX,
+        Nginx,
+        NginxError,
+        NginxInfo,
+        NginxUnavailable,
+        find_nginx,
+        nginx_available,
+        nginx_info,
+        running_nginx,
+    )
+    from .oid_names import purpose_name, signature_algorithm_name
     from .pki import (
         CertificateAuthority,
         IssuedCertificate,
@@ -211,10 +209,27 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         generate_private_key,
         key_matches_certificate,
     )
-    from .server import LabRequestHandler, MTLSServer, Rejection, build_server_context, running_servers
-    from .environment import temporary_environment
+    from .server import (
+        LabRequestHandler,
+        MTLSServer,
+        Rejection,
+        build_server_context,
+        load_revocation_list,
+        running_servers,
+    )
     from .stack_servers import AiohttpServer, GrpcServer, UvicornServer, running_stack_servers
-    from .asgi_tls import scope_client_certificate, tls_extension, with_tls_extension
+    from .summary import CertificateDescription, creation_profile, describe
+    from .wire import (
+        HandshakeResult,
+        HandshakeTrace,
+        RecordingProxy,
+        TraceUnavailable,
+        handshake,
+        key_shares,
+        msg_callback_available,
+        parse_records,
+        trace_handshake,
+    )
 
 
 def __getattr__(name: str) -> Any:

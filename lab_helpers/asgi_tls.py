@@ -41,12 +41,13 @@ import asyncio
 import functools
 import os
 import ssl
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-__all__ = ["TLS_VERSIONS", "tls_extension", "with_tls_extension", "scope_client_certificate"]
+__all__ = ["TLS_VERSIONS", "scope_client_certificate", "tls_extension", "with_tls_extension"]
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]

@@ -85,7 +85,7 @@ class AccessPolicy:
         self.rules: dict[tuple[str, bool], frozenset[str]] = {}
         self.trust_domains: dict[str, x509.Certificate] = {}
 
-    def allow(self, path: str, *identities: str, exact: bool = False) -> "AccessPolicy":
+    def allow(self, path: str, *identities: str, exact: bool = False) -> AccessPolicy:
         """Allow ``identities`` (or :data:`ANY_CLIENT`) under ``path`` (or on ``path`` alone, with ``exact=True``).
 
         Returns the policy, to chain calls.
@@ -98,7 +98,7 @@ class AccessPolicy:
         self.rules = {**self.rules, key: self.rules.get(key, frozenset()) | frozenset(identities)}
         return self
 
-    def trust_domain(self, domain: str, ca_certificate: x509.Certificate) -> "AccessPolicy":
+    def trust_domain(self, domain: str, ca_certificate: x509.Certificate) -> AccessPolicy:
         """Accept ``spiffe://DOMAIN/...`` URIs only in certificates issued directly by ``ca_certificate``.
 
         Give the CA that signs the domain's client certificates: with a chain
@@ -128,7 +128,9 @@ class AccessPolicy:
             return None
         parts = urlsplit(uri)
         if parts.scheme != "spiffe":
-            return f"{uri} is not a spiffe:// URI, and this policy only accepts identities of its trust domains"
+            return (
+                f"{uri} is not a spiffe:// URI, and this policy only accepts identities of its trust domains"
+            )
         ca = self.trust_domains.get(parts.netloc)
         if ca is None:
             return f"{uri} belongs to trust domain {parts.netloc!r}, which this server does not know"
@@ -145,7 +147,9 @@ class AccessPolicy:
         path = normalize_path(target)
         name, why_none = self.identity_of(client)
         if path is None:
-            return Decision(False, target, name, None, f"{target!r} is ambiguous (dot or empty segments, ';'): refused")
+            return Decision(
+                False, target, name, None, f"{target!r} is ambiguous (dot or empty segments, ';'): refused"
+            )
         rules = self.rules  # one read: allow() replaces the dict, never changes it
         matching = [key for key in rules if _path_matches(key[0], key[1], path)]
         # The longest path decides; at equal length an exact rule beats a prefix rule.
@@ -164,14 +168,19 @@ class AccessPolicy:
 
     def __repr__(self) -> str:
         rules = "; ".join(
-            f"{path}{' (exact)' if exact else ''} -> {', '.join(sorted(ids))}" for (path, exact), ids in sorted(self.rules.items())
+            f"{path}{' (exact)' if exact else ''} -> {', '.join(sorted(ids))}"
+            for (path, exact), ids in sorted(self.rules.items())
         )
         return f"<AccessPolicy by {self.identify_by}: {rules or 'no rules (deny all)'}>"
 
     def _repr_html_(self) -> str:
         # The table shows ANY_CLIENT as its value, "*": the caption says what it stands for.
         any_client = any(ANY_CLIENT in ids for ids in self.rules.values())
-        star = f"{ANY_CLIENT} is ANY_CLIENT, any client whose certificate passed the handshake; " if any_client else ""
+        star = (
+            f"{ANY_CLIENT} is ANY_CLIENT, any client whose certificate passed the handshake; "
+            if any_client
+            else ""
+        )
         rows = "".join(
             f"<tr><td><code>{html.escape(path)}</code>{' (exact)' if exact else ''}</td>"
             f"<td>{html.escape(', '.join(sorted(ids)))}</td></tr>"

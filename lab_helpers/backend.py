@@ -29,9 +29,10 @@ import socket
 import ssl
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from cryptography import x509
 
@@ -84,12 +85,12 @@ class _BackendHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "lab-backend/1"
     timeout = 10  # an idle keep-alive connection is closed after 10 s
-    backend: ClassVar["Backend"]
+    backend: ClassVar[Backend]
 
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server looks for)
+    def do_GET(self) -> None:
         self._answer()
 
-    do_POST = do_GET  # noqa: N815
+    do_POST = do_GET
 
     def _answer(self) -> None:
         tls_peer = None
@@ -128,7 +129,7 @@ class _BackendHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """No request log in the notebook: ``backend.seen`` has each request."""
 
 
@@ -160,7 +161,7 @@ class Backend:
     the error's one line; any other exception a 500 (kept in ``errors``).
     """
 
-    _running: ClassVar[dict[str, "Backend"]] = {}
+    _running: ClassVar[dict[str, Backend]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -184,7 +185,7 @@ class Backend:
         self._thread: threading.Thread | None = None
         self._tls: MTLSServer | None = None
 
-    def start(self) -> "Backend":
+    def start(self) -> Backend:
         """Listen and serve on a thread; return once connections are accepted."""
         if self.running:
             return self
@@ -239,7 +240,7 @@ class Backend:
                 if self._running.get(self.name) is self:
                     del self._running[self.name]
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -26,10 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .client import lab_session
 from .errors import LabError
@@ -37,7 +38,7 @@ from .files import LabPaths, create_seed_pki
 from .pki import KEY_TYPES, CertificateAuthority
 from .wire import handshake
 
-__all__ = ["run_bench", "measure", "seed_server_path", "SEED_OPENSSL_COMMANDS", "BenchSizes"]
+__all__ = ["SEED_OPENSSL_COMMANDS", "BenchSizes", "measure", "run_bench", "seed_server_path"]
 
 #: The article's commands that create its files (its ``-text`` displays left out).
 SEED_OPENSSL_COMMANDS = (
@@ -76,7 +77,7 @@ class BenchSizes:
     handshakes: int
 
     @classmethod
-    def for_run(cls, *, rounds: int, quick: bool) -> "BenchSizes":
+    def for_run(cls, *, rounds: int, quick: bool) -> BenchSizes:
         if quick:
             return cls(rounds=min(rounds, 3), keep_alive=100, new_connections=20, handshakes=20)
         return cls(rounds=rounds, keep_alive=400, new_connections=100, handshakes=100)
@@ -184,7 +185,11 @@ def run_measurements(sizes: BenchSizes, progress: Callable[[str], None]) -> dict
     """Measure everything; return the figures as plain data (medians, and every round's values)."""
     rounds = range(sizes.rounds)
     results: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "openssl": ssl.OPENSSL_VERSION, "cpus": os.cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "openssl": ssl.OPENSSL_VERSION,
+            "cpus": os.cpu_count(),
+        },
         "sizes": sizes.__dict__,
     }
     pki: dict[str, list[float]] = {key_type: [] for key_type in KEY_TYPES}
@@ -202,7 +207,15 @@ def run_measurements(sizes: BenchSizes, progress: Callable[[str], None]) -> dict
         (folder / "seed").mkdir()
         for number in rounds:
             progress(f"pki command against the article's openssl commands, round {number + 1}/{sizes.rounds}")
-            lab_command = [sys.executable, "-m", "lab_helpers", "pki", "--dir", str(folder / "lab"), "--force"]
+            lab_command = [
+                sys.executable,
+                "-m",
+                "lab_helpers",
+                "pki",
+                "--dir",
+                str(folder / "lab"),
+                "--force",
+            ]
             process_times["lab"].append(_time_commands([lab_command], folder) * 1000)
             if shutil.which("openssl"):
                 seed = [command.split() for command in SEED_OPENSSL_COMMANDS]
@@ -216,13 +229,20 @@ def run_measurements(sizes: BenchSizes, progress: Callable[[str], None]) -> dict
         if index_js is not None and shutil.which("node"):
             ports["node"] = servers.enter_context(_node_server(paths, index_js))
         figures: dict[str, dict[str, list[float]]] = {
-            name: {"keep_alive_rps": [], "new_connection_rps": [], "full_handshakes_per_s": [], "resumed_handshakes_per_s": []}
+            name: {
+                "keep_alive_rps": [],
+                "new_connection_rps": [],
+                "full_handshakes_per_s": [],
+                "resumed_handshakes_per_s": [],
+            }
             for name in ports
         }
         for number in rounds:
             for name, port in ports.items():  # alternate, so drift hits both alike
                 progress(f"{name} server, round {number + 1}/{sizes.rounds}")
-                figures[name]["keep_alive_rps"].append(_request_rate(port, paths, sizes.keep_alive, keep_alive=True))
+                figures[name]["keep_alive_rps"].append(
+                    _request_rate(port, paths, sizes.keep_alive, keep_alive=True)
+                )
                 figures[name]["new_connection_rps"].append(
                     _request_rate(port, paths, sizes.new_connections, keep_alive=False)
                 )
@@ -242,7 +262,12 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     out = {"lab_resumed_over_full": lab["resumed_handshakes_per_s"] / lab["full_handshakes_per_s"]}
     node = results["servers"].get("node")
     if node:
-        for kind in ("keep_alive_rps", "new_connection_rps", "full_handshakes_per_s", "resumed_handshakes_per_s"):
+        for kind in (
+            "keep_alive_rps",
+            "new_connection_rps",
+            "full_handshakes_per_s",
+            "resumed_handshakes_per_s",
+        ):
             out[f"lab_over_node_{kind}"] = lab[kind] / node[kind]
     process = results["pki_process_ms"]
     if "openssl" in process:
@@ -261,13 +286,19 @@ def format_table(results: dict[str, Any]) -> str:
         label = {"ec": "ECDSA P-256", "rsa": "RSA-2048", "ed25519": "Ed25519"}[key_type]
         lines.append(f"  {label:<14}{ms:>10.1f} ms")
     process = results["pki_process_ms"]
-    lines += ["", "The article's files from a terminal (whole processes)",
-              f"  python -m lab_helpers pki      {process['lab']:>8.0f} ms"]
+    lines += [
+        "",
+        "The article's files from a terminal (whole processes)",
+        f"  python -m lab_helpers pki      {process['lab']:>8.0f} ms",
+    ]
     if "openssl" in process:
         lines.append(f"  7 openssl commands (RSA-2048) {process['openssl']:>8.0f} ms")
     servers = results["servers"]
-    lines += ["", f"Servers, from one client ({sizes['keep_alive']} keep-alive and {sizes['new_connections']} "
-              f"new-connection requests, {sizes['handshakes']} handshakes a round)"]
+    lines += [
+        "",
+        f"Servers, from one client ({sizes['keep_alive']} keep-alive and {sizes['new_connections']} "
+        f"new-connection requests, {sizes['handshakes']} handshakes a round)",
+    ]
     header = f"  {'':<28}" + "".join(f"{name:>14}" for name in servers)
     lines.append(header)
     labels = {

@@ -16,10 +16,10 @@ import datetime
 import html
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 import requests
 from cryptography import x509
@@ -32,7 +32,7 @@ from .files import save_certificate, save_private_key
 from .pki import CertificateAuthority, IssuedCertificate, generate_private_key
 from .server import MTLSServer, build_server_context
 
-__all__ = ["CatalogLab", "CatalogCase", "CaseResult", "CASES", "run_case", "run_catalog", "summary_table"]
+__all__ = ["CASES", "CaseResult", "CatalogCase", "CatalogLab", "run_case", "run_catalog", "summary_table"]
 
 SSLError = requests.exceptions.SSLError
 ConnectionError_ = requests.exceptions.ConnectionError
@@ -54,7 +54,9 @@ class CatalogLab:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.now = datetime.datetime.now(datetime.timezone.utc)
 
-    def _save(self, name: str, issued: IssuedCertificate, *, password: bytes | None = None) -> tuple[Path, Path]:
+    def _save(
+        self, name: str, issued: IssuedCertificate, *, password: bytes | None = None
+    ) -> tuple[Path, Path]:
         cert, key = self.directory / f"{name}.crt", self.directory / f"{name}.key"
         save_certificate(issued.certificate, cert)
         save_private_key(issued.private_key, key, password=password)
@@ -91,12 +93,16 @@ class CatalogLab:
     @cached_property
     def client_expired(self) -> tuple[Path, Path]:
         start = self.now - datetime.timedelta(days=30)
-        return self._save("client-expired", self.ca.issue_client_certificate("alice", valid_from=start, valid_days=1))
+        return self._save(
+            "client-expired", self.ca.issue_client_certificate("alice", valid_from=start, valid_days=1)
+        )
 
     @cached_property
     def client_not_yet_valid(self) -> tuple[Path, Path]:
         start = self.now + datetime.timedelta(days=1)
-        return self._save("client-future", self.ca.issue_client_certificate("alice", valid_from=start, valid_days=30))
+        return self._save(
+            "client-future", self.ca.issue_client_certificate("alice", valid_from=start, valid_days=30)
+        )
 
     @cached_property
     def server_other_host(self) -> tuple[Path, Path]:
@@ -131,7 +137,9 @@ class CatalogLab:
             .not_valid_before(self.now - datetime.timedelta(minutes=5))
             .not_valid_after(self.now + datetime.timedelta(days=90))
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
+            )
             .sign(self.ca.private_key, hashes.SHA256())
         )
         cert, key_file = self.directory / "server-cn-only.crt", self.directory / "server-cn-only.key"
@@ -148,7 +156,9 @@ class CatalogLab:
 
     @cached_property
     def client_encrypted_key(self) -> tuple[Path, Path]:
-        return self._save("client-encrypted", self.ca.issue_client_certificate("alice"), password=self.KEY_PASSWORD)
+        return self._save(
+            "client-encrypted", self.ca.issue_client_certificate("alice"), password=self.KEY_PASSWORD
+        )
 
 
 @dataclass(frozen=True)
@@ -188,74 +198,162 @@ _TLS13 = ssl.TLSVersion.TLSv1_3
 _CLIENT_CLOSED = "client closed the connection during the handshake"
 
 CASES: tuple[CatalogCase, ...] = (
-    CatalogCase("no-ca", "The client is given no CA",
-                "requests gets no verify= file, so it trusts only certifi's public CAs",
-                SSLError, "TLSV1_ALERT_UNKNOWN_CA", "server-ca-not-trusted",
-                client=ClientSetup(trust=lambda lab: None)),
-    CatalogCase("other-ca", "The client trusts another CA",
-                "verify= names a CA that did not issue the server's certificate",
-                SSLError, "TLSV1_ALERT_UNKNOWN_CA", "server-ca-not-trusted",
-                client=ClientSetup(trust=lambda lab: lab.other_ca_file)),
-    CatalogCase("no-client-certificate-tls13", "No client certificate, TLS 1.3",
-                "the client sends no certificate; TLS 1.3 is negotiated",
-                ConnectionError_, "PEER_DID_NOT_RETURN_A_CERTIFICATE", "client-certificate-missing",
-                client=ClientSetup(certificate=lambda lab: None)),
-    CatalogCase("no-client-certificate-tls12", "No client certificate, TLS 1.2",
-                "the client sends no certificate; the server allows TLS 1.2 at most",
-                SSLError, "PEER_DID_NOT_RETURN_A_CERTIFICATE", "client-certificate-missing-tls12",
-                server=ServerSetup(maximum_version=_TLS12), client=ClientSetup(certificate=lambda lab: None)),
-    CatalogCase("client-certificate-other-ca", "Client certificate from another CA",
-                "alice's certificate was issued by a CA the server does not trust",
-                ConnectionError_, "unable to get local issuer certificate", "client-ca-not-trusted",
-                client=ClientSetup(certificate=lambda lab: lab.client_from_other_ca)),
-    CatalogCase("client-certificate-expired", "Expired client certificate",
-                "alice's certificate ended 29 days ago",
-                ConnectionError_, "certificate has expired", "client-certificate-expired",
-                client=ClientSetup(certificate=lambda lab: lab.client_expired)),
-    CatalogCase("client-certificate-not-yet-valid", "Client certificate not yet valid",
-                "alice's certificate starts tomorrow",
-                ConnectionError_, "certificate is not yet valid", "certificate-bad",
-                client=ClientSetup(certificate=lambda lab: lab.client_not_yet_valid)),
-    CatalogCase("server-certificate-other-host", "Server certificate for another host",
-                "the server's certificate names api.example.com; the URL says localhost",
-                SSLError, "SSLV3_ALERT_BAD_CERTIFICATE", "server-name-mismatch",
-                server=ServerSetup(certificate=lambda lab: lab.server_other_host)),
-    CatalogCase("server-certificate-cn-only", "The article's CN-only server certificate",
-                "the server's certificate has CN=localhost and no SubjectAltName",
-                SSLError, "SSLV3_ALERT_BAD_CERTIFICATE", "server-name-mismatch",
-                server=ServerSetup(certificate=lambda lab: lab.server_cn_only)),
-    CatalogCase("url-by-ip-dns-only-san", "URL by IP, certificate with DNS names only",
-                "the URL says 127.0.0.1; the certificate's SAN has DNS:localhost only",
-                SSLError, "SSLV3_ALERT_BAD_CERTIFICATE", "server-ip-mismatch",
-                server=ServerSetup(certificate=lambda lab: lab.server_dns_only), client=ClientSetup(host="127.0.0.1")),
-    CatalogCase("server-certificate-expired", "Expired server certificate",
-                "the server's certificate ended 29 days ago",
-                SSLError, "SSLV3_ALERT_CERTIFICATE_EXPIRED", "server-certificate-expired",
-                server=ServerSetup(certificate=lambda lab: lab.server_expired)),
-    CatalogCase("server-certificate-as-client", "A server certificate used as a client certificate",
-                "the client presents the server's certificate (EKU serverAuth only)",
-                ConnectionError_, "unsuitable certificate purpose", "client-certificate-wrong-purpose",
-                client=ClientSetup(certificate=lambda lab: lab.server)),
-    CatalogCase("client-certificate-as-server", "A client certificate used as a server certificate",
-                "the server presents alice's certificate (EKU clientAuth only)",
-                SSLError, "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "server-certificate-wrong-purpose",
-                server=ServerSetup(certificate=lambda lab: lab.client)),
-    CatalogCase("key-does-not-match", "A key that does not match its certificate",
-                "the client is given alice's certificate with the server's key",
-                SSLError, _CLIENT_CLOSED, "client-key-mismatch",
-                client=ClientSetup(certificate=lambda lab: lab.client_with_wrong_key)),
-    CatalogCase("encrypted-key", "An encrypted key without its password",
-                "the client's key file is encrypted; requests cannot pass a password",
-                SSLError, _CLIENT_CLOSED, "client-key-encrypted",
-                client=ClientSetup(certificate=lambda lab: lab.client_encrypted_key)),
-    CatalogCase("protocol-version-mismatch", "No TLS version in common",
-                "the server allows TLS 1.3 only; the client allows TLS 1.2 at most",
-                SSLError, "UNSUPPORTED_PROTOCOL", "protocol-version-mismatch",
-                server=ServerSetup(minimum_version=_TLS13), client=ClientSetup(maximum_version=_TLS12)),
-    CatalogCase("plain-http", "Plain http:// to the TLS port",
-                "the URL starts with http://",
-                ConnectionError_, "HTTP_REQUEST", "plain-http-to-tls-port",
-                client=ClientSetup(scheme="http")),
+    CatalogCase(
+        "no-ca",
+        "The client is given no CA",
+        "requests gets no verify= file, so it trusts only certifi's public CAs",
+        SSLError,
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "server-ca-not-trusted",
+        client=ClientSetup(trust=lambda lab: None),
+    ),
+    CatalogCase(
+        "other-ca",
+        "The client trusts another CA",
+        "verify= names a CA that did not issue the server's certificate",
+        SSLError,
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "server-ca-not-trusted",
+        client=ClientSetup(trust=lambda lab: lab.other_ca_file),
+    ),
+    CatalogCase(
+        "no-client-certificate-tls13",
+        "No client certificate, TLS 1.3",
+        "the client sends no certificate; TLS 1.3 is negotiated",
+        ConnectionError_,
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+        "client-certificate-missing",
+        client=ClientSetup(certificate=lambda lab: None),
+    ),
+    CatalogCase(
+        "no-client-certificate-tls12",
+        "No client certificate, TLS 1.2",
+        "the client sends no certificate; the server allows TLS 1.2 at most",
+        SSLError,
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+        "client-certificate-missing-tls12",
+        server=ServerSetup(maximum_version=_TLS12),
+        client=ClientSetup(certificate=lambda lab: None),
+    ),
+    CatalogCase(
+        "client-certificate-other-ca",
+        "Client certificate from another CA",
+        "alice's certificate was issued by a CA the server does not trust",
+        ConnectionError_,
+        "unable to get local issuer certificate",
+        "client-ca-not-trusted",
+        client=ClientSetup(certificate=lambda lab: lab.client_from_other_ca),
+    ),
+    CatalogCase(
+        "client-certificate-expired",
+        "Expired client certificate",
+        "alice's certificate ended 29 days ago",
+        ConnectionError_,
+        "certificate has expired",
+        "client-certificate-expired",
+        client=ClientSetup(certificate=lambda lab: lab.client_expired),
+    ),
+    CatalogCase(
+        "client-certificate-not-yet-valid",
+        "Client certificate not yet valid",
+        "alice's certificate starts tomorrow",
+        ConnectionError_,
+        "certificate is not yet valid",
+        "certificate-bad",
+        client=ClientSetup(certificate=lambda lab: lab.client_not_yet_valid),
+    ),
+    CatalogCase(
+        "server-certificate-other-host",
+        "Server certificate for another host",
+        "the server's certificate names api.example.com; the URL says localhost",
+        SSLError,
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "server-name-mismatch",
+        server=ServerSetup(certificate=lambda lab: lab.server_other_host),
+    ),
+    CatalogCase(
+        "server-certificate-cn-only",
+        "The article's CN-only server certificate",
+        "the server's certificate has CN=localhost and no SubjectAltName",
+        SSLError,
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "server-name-mismatch",
+        server=ServerSetup(certificate=lambda lab: lab.server_cn_only),
+    ),
+    CatalogCase(
+        "url-by-ip-dns-only-san",
+        "URL by IP, certificate with DNS names only",
+        "the URL says 127.0.0.1; the certificate's SAN has DNS:localhost only",
+        SSLError,
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "server-ip-mismatch",
+        server=ServerSetup(certificate=lambda lab: lab.server_dns_only),
+        client=ClientSetup(host="127.0.0.1"),
+    ),
+    CatalogCase(
+        "server-certificate-expired",
+        "Expired server certificate",
+        "the server's certificate ended 29 days ago",
+        SSLError,
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "server-certificate-expired",
+        server=ServerSetup(certificate=lambda lab: lab.server_expired),
+    ),
+    CatalogCase(
+        "server-certificate-as-client",
+        "A server certificate used as a client certificate",
+        "the client presents the server's certificate (EKU serverAuth only)",
+        ConnectionError_,
+        "unsuitable certificate purpose",
+        "client-certificate-wrong-purpose",
+        client=ClientSetup(certificate=lambda lab: lab.server),
+    ),
+    CatalogCase(
+        "client-certificate-as-server",
+        "A client certificate used as a server certificate",
+        "the server presents alice's certificate (EKU clientAuth only)",
+        SSLError,
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "server-certificate-wrong-purpose",
+        server=ServerSetup(certificate=lambda lab: lab.client),
+    ),
+    CatalogCase(
+        "key-does-not-match",
+        "A key that does not match its certificate",
+        "the client is given alice's certificate with the server's key",
+        SSLError,
+        _CLIENT_CLOSED,
+        "client-key-mismatch",
+        client=ClientSetup(certificate=lambda lab: lab.client_with_wrong_key),
+    ),
+    CatalogCase(
+        "encrypted-key",
+        "An encrypted key without its password",
+        "the client's key file is encrypted; requests cannot pass a password",
+        SSLError,
+        _CLIENT_CLOSED,
+        "client-key-encrypted",
+        client=ClientSetup(certificate=lambda lab: lab.client_encrypted_key),
+    ),
+    CatalogCase(
+        "protocol-version-mismatch",
+        "No TLS version in common",
+        "the server allows TLS 1.3 only; the client allows TLS 1.2 at most",
+        SSLError,
+        "UNSUPPORTED_PROTOCOL",
+        "protocol-version-mismatch",
+        server=ServerSetup(minimum_version=_TLS13),
+        client=ClientSetup(maximum_version=_TLS12),
+    ),
+    CatalogCase(
+        "plain-http",
+        "Plain http:// to the TLS port",
+        "the URL starts with http://",
+        ConnectionError_,
+        "HTTP_REQUEST",
+        "plain-http-to-tls-port",
+        client=ClientSetup(scheme="http"),
+    ),
 )
 
 _BY_KEY = {case.key: case for case in CASES}
@@ -334,8 +432,11 @@ def run_case(case: CatalogCase | str, lab: CatalogLab, *, server_name: str | Non
         case = _BY_KEY[case]
     cert_file, key_file = case.server.certificate(lab)
     context = build_server_context(
-        cert_file, key_file, lab.ca_file,
-        minimum_version=case.server.minimum_version, maximum_version=case.server.maximum_version,
+        cert_file,
+        key_file,
+        lab.ca_file,
+        minimum_version=case.server.minimum_version,
+        maximum_version=case.server.maximum_version,
     )
     with MTLSServer(context, name=server_name) as server, client_session(case, lab) as session:
         url = f"{case.client.scheme}://{case.client.host}:{server.port}/"
@@ -359,13 +460,15 @@ def summary_table(results: list[CaseResult]) -> str:
     """A plain-text table: one row per case."""
     rows = [("case", "client error", "server saw", "explained as", "ok")]
     for result in results:
-        rows.append((
-            result.case.key,
-            str(result.outcome.error_class),
-            str(result.server_reason),
-            result.client_explanation.key if result.client_explanation else "-",
-            "yes" if result.as_expected else "NO",
-        ))
+        rows.append(
+            (
+                result.case.key,
+                str(result.outcome.error_class),
+                str(result.server_reason),
+                result.client_explanation.key if result.client_explanation else "-",
+                "yes" if result.as_expected else "NO",
+            )
+        )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "-" * len(lines[0]))

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -30,7 +31,7 @@ from .errors import LabError
 from .revocation import RevocationScope, revocation_failure
 from .tolerant import name_text, unreadable_part
 
-__all__ = ["ChainVerdict", "verify_chain", "peer_name"]
+__all__ = ["ChainVerdict", "peer_name", "verify_chain"]
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,9 @@ def verify_chain(
         return ChainVerdict(False, error=str(error).split(" (encountered processing", 1)[0])
     except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm) as error:  # a part it could not parse
         return ChainVerdict(False, error=_unreadable([leaf, *intermediates]) or str(error))
-    unreadable = _unreadable(chain)  # cryptography's verifier reads only what it needs; a verdict needs it all
+    unreadable = _unreadable(
+        chain
+    )  # cryptography's verifier reads only what it needs; a verdict needs it all
     if unreadable:
         return ChainVerdict(False, chain=chain, error=unreadable)
     if scope is not None:

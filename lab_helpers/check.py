@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _NAME = re.compile(r"^exercise_(\d\d)_(\d+)$")
 
@@ -35,5 +36,9 @@ def __dir__() -> list[str]:
     for info in pkgutil.iter_modules(exercises.__path__):
         if info.name.startswith("nb"):
             module = importlib.import_module(f"lab_helpers.exercises.{info.name}")
-            names += [f"exercise_{info.name[2:]}_{name[len('exercise_'):]}" for name in dir(module) if name.startswith("exercise_")]
+            names += [
+                f"exercise_{info.name[2:]}_{name[len('exercise_') :]}"
+                for name in dir(module)
+                if name.startswith("exercise_")
+            ]
     return sorted(names)

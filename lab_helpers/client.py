@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from .diagnosis import Explanation
 
 __all__ = [
-    "lab_session", "LabSession", "TLSVersionAdapter", "attempt", "Outcome", "DEFAULT_TIMEOUT", "server_certificate",
+    "DEFAULT_TIMEOUT",
+    "LabSession",
+    "Outcome",
+    "TLSVersionAdapter",
+    "attempt",
+    "lab_session",
+    "server_certificate",
 ]
 
 #: Seconds to wait for connect and for each read. A lab server answers in
@@ -127,7 +133,9 @@ def lab_session(
         session.verify = os.fspath(ca_file)
     if cert_file is not None:
         if key_file is None:
-            raise ValueError("Pass key_file with cert_file: the certificate is useless without its private key.")
+            raise ValueError(
+                "Pass key_file with cert_file: the certificate is useless without its private key."
+            )
         _check_client_pair(cert_file, key_file)
         session.cert = (os.fspath(cert_file), os.fspath(key_file))
     return session
@@ -147,7 +155,7 @@ class Outcome:
     server_reason: str | None = None  # what the server recorded, when we know the server
     detail: str | None = None  # the innermost message (varies between runs and Pythons)
 
-    def explain(self) -> "Explanation | None":
+    def explain(self) -> Explanation | None:
         """Why the request failed, in words (None when it succeeded)."""
         from .diagnosis import explain
 
@@ -171,10 +179,10 @@ class Outcome:
 
         if self.ok:
             return f"<div>✅ <b>{self.status}</b> <code>{html.escape(repr(self.body))}</code></div>"
-        server = f"<br>server saw: <code>{html.escape(self.server_reason)}</code>" if self.server_reason else ""
-        return (
-            f"<div>❌ <b>{html.escape(str(self.error_class))}</b>: {html.escape(str(self.reason))}{server}</div>"
+        server = (
+            f"<br>server saw: <code>{html.escape(self.server_reason)}</code>" if self.server_reason else ""
         )
+        return f"<div>❌ <b>{html.escape(str(self.error_class))}</b>: {html.escape(str(self.reason))}{server}</div>"
 
 
 def attempt(
@@ -207,7 +215,9 @@ def attempt(
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:  # SSLError included
         # The server's record usually arrives within milliseconds; the generous
         # bound only matters on a loaded machine (a full classroom on one host).
-        rejection = server.wait_for_rejection(before, timeout=SERVER_RECORD_WAIT) if server is not None else None
+        rejection = (
+            server.wait_for_rejection(before, timeout=SERVER_RECORD_WAIT) if server is not None else None
+        )
         return Outcome(
             url=url,
             ok=False,

@@ -11,8 +11,8 @@ when all three are as expected, so the demo doubles as a smoke test.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import requests
 
@@ -20,7 +20,7 @@ from .client import Outcome, attempt
 from .files import create_seed_pki
 from .server import MTLSServer, build_server_context
 
-__all__ = ["run_demo", "DemoCase", "SEED_CASES"]
+__all__ = ["SEED_CASES", "DemoCase", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,19 @@ SEED_CASES = (
         "no CA: the client cannot verify the server",
         "curl --key client.key --cert client.crt https://localhost:PORT",
         "the client rejects the server's certificate",
-        lambda outcome: outcome.failed_with(requests.exceptions.SSLError)
-        and (outcome.reason or "").startswith("server certificate rejected"),
+        lambda outcome: (
+            outcome.failed_with(requests.exceptions.SSLError)
+            and (outcome.reason or "").startswith("server certificate rejected")
+        ),
     ),
     DemoCase(
         "no client certificate: the server cannot verify the client",
         "curl --cacert ca.crt https://localhost:PORT",
         "the server rejects the client (PEER_DID_NOT_RETURN_A_CERTIFICATE)",
-        lambda outcome: outcome.failed_with(requests.exceptions.ConnectionError)
-        and outcome.server_reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+        lambda outcome: (
+            outcome.failed_with(requests.exceptions.ConnectionError)
+            and outcome.server_reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+        ),
     ),
 )
 
@@ -77,5 +81,7 @@ def run_demo(print_line: Callable[[str], None] = print) -> int:
                 for line in str(outcome).splitlines():
                     print_line(f"   got:      {line.strip()}")
                 print_line(f"   {'as expected' if as_expected else 'NOT AS EXPECTED'}\n")
-    print_line("All three outcomes as expected." if not failures else f"{failures} outcome(s) not as expected.")
+    print_line(
+        "All three outcomes as expected." if not failures else f"{failures} outcome(s) not as expected."
+    )
     return 0 if not failures else 1

@@ -16,10 +16,10 @@ import shutil
 import ssl
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
-from typing import Callable
 
-__all__ = ["run_doctor", "TLS_VARIABLES", "environment_report"]
+__all__ = ["TLS_VARIABLES", "environment_report", "run_doctor"]
 
 #: Variables that silently change what a TLS client does, and how.
 TLS_VARIABLES = {
@@ -37,8 +37,20 @@ TLS_VARIABLES = {
 
 MINIMUM_VERSIONS = {"cryptography": (43,), "requests": (2, 32)}
 PACKAGES = (
-    "cryptography", "requests", "urllib3", "certifi", "jupyterlab", "ipykernel", "nbval", "pytest", "matplotlib",
-    "uvicorn", "starlette", "httpx", "aiohttp", "grpcio",  # notebook 13
+    "cryptography",
+    "requests",
+    "urllib3",
+    "certifi",
+    "jupyterlab",
+    "ipykernel",
+    "nbval",
+    "pytest",
+    "matplotlib",
+    "uvicorn",
+    "starlette",
+    "httpx",
+    "aiohttp",
+    "grpcio",  # notebook 13
 )
 
 
@@ -72,7 +84,11 @@ def _loopback_exchange() -> str:
         context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert)
         with MTLSServer(context, name=None) as server:
             outcome = attempt(
-                server.url, ca_file=paths.ca_cert, cert_file=paths.client_cert, key_file=paths.client_key, server=server
+                server.url,
+                ca_file=paths.ca_cert,
+                cert_file=paths.client_cert,
+                key_file=paths.client_key,
+                server=server,
             )
     if not outcome.ok:
         raise RuntimeError(f"{outcome.reason} (server saw: {outcome.server_reason})")
@@ -93,7 +109,11 @@ def _report_nginx(report: Callable[..., None]) -> None:
         where = "built in" if info.stream == "built in" else str(info.stream_module)
         report("ok", "nginx stream module with ssl_preread", where)
     else:
-        report("warn", "nginx stream module", "missing: notebook 14 skips passthrough; install libnginx-mod-stream")
+        report(
+            "warn",
+            "nginx stream module",
+            "missing: notebook 14 skips passthrough; install libnginx-mod-stream",
+        )
 
 
 def run_doctor(print_line: Callable[[str], None] = print) -> int:
@@ -112,7 +132,11 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
         "" if version[:2] >= (3, 10) else "the course needs Python 3.10 to 3.13",
     )
     report("ok", ssl.OPENSSL_VERSION)
-    report("ok" if ssl.HAS_TLSv1_3 else "FAIL", "TLS 1.3 support", "" if ssl.HAS_TLSv1_3 else "OpenSSL is too old")
+    report(
+        "ok" if ssl.HAS_TLSv1_3 else "FAIL",
+        "TLS 1.3 support",
+        "" if ssl.HAS_TLSv1_3 else "OpenSSL is too old",
+    )
 
     print_line("\nPackages")
     for package in PACKAGES:
@@ -132,9 +156,13 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
     for name, value in environment_report().items():
         if value:
             report("note", f"{name}={value}", TLS_VARIABLES[name])
-    print_line("       (the course's lab session ignores the proxy and CA-bundle variables: trust_env = False)")
+    print_line(
+        "       (the course's lab session ignores the proxy and CA-bundle variables: trust_env = False)"
+    )
 
-    print_line("\nTools the course uses when present (openssl and curl in notebooks, node in bench, nginx in 14)")
+    print_line(
+        "\nTools the course uses when present (openssl and curl in notebooks, node in bench, nginx in 14)"
+    )
     for tool in ("openssl", "curl", "node"):
         where = shutil.which(tool)
         report("ok" if where else "warn", tool, where or "not found: the notebooks skip its demos")
@@ -159,5 +187,8 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
     except Exception as error:  # any failure here is the finding
         report("FAIL", "loopback mTLS exchange", f"{type(error).__name__}: {error}")
 
-    print_line("\n" + ("Ready for the course." if not failures else f"{failures} problem(s) to fix before the course."))
+    print_line(
+        "\n"
+        + ("Ready for the course." if not failures else f"{failures} problem(s) to fix before the course.")
+    )
     return 0 if not failures else 1

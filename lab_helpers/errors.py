@@ -9,13 +9,13 @@ with the action that fixes it. Catching ``LabError`` catches them all.
 from __future__ import annotations
 
 __all__ = [
+    "KeyMismatchError",
+    "KeyPasswordError",
     "LabError",
     "LabFileMissingError",
-    "NotPEMError",
-    "KeyMismatchError",
-    "TamperedCSRError",
     "NotACAError",
-    "KeyPasswordError",
+    "NotPEMError",
+    "TamperedCSRError",
     "UnreadableCertificateError",
 ]
 

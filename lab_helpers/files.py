@@ -17,9 +17,10 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Iterable, TypeVar
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -46,22 +47,22 @@ from .tolerant import read_public_key
 __all__ = [
     "LAB_DIR_VARIABLE",
     "LabPaths",
-    "lab_dir",
-    "write_atomic",
-    "save_certificate",
-    "save_private_key",
-    "save_csr",
-    "load_certificate",
-    "load_private_key",
-    "load_csr",
-    "load_certificate_authority",
     "create_seed_pki",
-    "ensure_seed_pki",
     "ensure_certificate_authority",
+    "ensure_seed_pki",
+    "lab_dir",
+    "load_certificate",
+    "load_certificate_authority",
+    "load_certificates",
+    "load_crl",
+    "load_csr",
+    "load_private_key",
+    "save_certificate",
     "save_chain",
     "save_crl",
-    "load_crl",
-    "load_certificates",
+    "save_csr",
+    "save_private_key",
+    "write_atomic",
 ]
 
 LAB_DIR_VARIABLE = "MTLS_LAB_DIR"
@@ -77,7 +78,9 @@ def lab_dir(directory: str | os.PathLike[str] | None = None, *, create: bool = T
     chosen = directory or os.environ.get(LAB_DIR_VARIABLE) or "lab-files"
     path = Path(chosen).expanduser().absolute()
     if path.exists() and not path.is_dir():
-        raise LabError(f"{path} is a file, not a folder. Name a folder for the lab files (it is created when missing).")
+        raise LabError(
+            f"{path} is a file, not a folder. Name a folder for the lab files (it is created when missing)."
+        )
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,7 @@ class LabPaths:
     directory: Path
 
     @classmethod
-    def in_dir(cls, directory: str | os.PathLike[str] | None = None, *, create: bool = True) -> "LabPaths":
+    def in_dir(cls, directory: str | os.PathLike[str] | None = None, *, create: bool = True) -> LabPaths:
         return cls(lab_dir(directory, create=create))
 
     ca_cert = property(lambda self: self.directory / "ca.crt")
@@ -123,8 +126,14 @@ class LabPaths:
     def all(self) -> list[Path]:
         """The article's eight files."""
         return [
-            self.ca_cert, self.ca_key, self.server_csr, self.server_cert,
-            self.server_key, self.client_csr, self.client_cert, self.client_key,
+            self.ca_cert,
+            self.ca_key,
+            self.server_csr,
+            self.server_cert,
+            self.server_key,
+            self.client_csr,
+            self.client_cert,
+            self.client_key,
         ]
 
     def intermediate_files(self) -> list[Path]:
@@ -198,7 +207,9 @@ def save_private_key(
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     )
-    data = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    data = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
     return write_atomic(path, data, private=True)
 
 
@@ -225,7 +236,9 @@ def load_crl(path: str | os.PathLike[str]) -> x509.CertificateRevocationList:
 def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
     """Every certificate in a PEM file (a chain file, or a bundle of CAs)."""
     data = _read(path, "certificates")
-    _parse_pem(data, str(path), "certificate", x509.load_pem_x509_certificate)  # a clear error if there is none
+    _parse_pem(
+        data, str(path), "certificate", x509.load_pem_x509_certificate
+    )  # a clear error if there is none
     return x509.load_pem_x509_certificates(data)
 
 
@@ -264,8 +277,8 @@ def _parse_pem(data: bytes, source: str, what: str, parse: Callable[[bytes], _T]
             hint = f"it holds a PEM {found}, not a {what}. Check which file you passed."
         elif data[:1] == b"\x30":
             hint = (
-                f"it looks like binary DER. Convert it to PEM, e.g. "
-                f"`openssl x509 -inform der -in FILE -out FILE.pem` for a certificate."
+                "it looks like binary DER. Convert it to PEM, e.g. "
+                "`openssl x509 -inform der -in FILE -out FILE.pem` for a certificate."
             )
         else:
             hint = f"it does not contain a PEM block (-----BEGIN ...-----). Pass the {what} file itself."
@@ -275,7 +288,9 @@ def _parse_pem(data: bytes, source: str, what: str, parse: Callable[[bytes], _T]
     except (ValueError, TypeError) as error:
         if what == "private key" and ("password" in str(error).lower() or "decrypt" in str(error).lower()):
             raise
-        raise NotPEMError(f"{source} has a PEM {what} marker but its contents are damaged ({error}). Recreate the file.") from None
+        raise NotPEMError(
+            f"{source} has a PEM {what} marker but its contents are damaged ({error}). Recreate the file."
+        ) from None
 
 
 def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
@@ -306,7 +321,9 @@ def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = N
     encrypted = _is_encrypted(data)
     try:
         key = _parse_pem(
-            data, str(path), "private key",
+            data,
+            str(path),
+            "private key",
             lambda blob: serialization.load_pem_private_key(blob, password=password),
         )
     except TypeError as error:
@@ -314,7 +331,9 @@ def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = N
             raise KeyPasswordError(
                 f"{path} is encrypted: pass its password, e.g. load_private_key(path, password=b'...')."
             ) from error
-        raise KeyPasswordError(f"{path} is not encrypted: call load_private_key without a password.") from error
+        raise KeyPasswordError(
+            f"{path} is not encrypted: call load_private_key without a password."
+        ) from error
     except ValueError as error:
         if encrypted and password is not None:
             raise KeyPasswordError(
@@ -330,7 +349,9 @@ def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = N
     return key  # type: ignore[return-value]
 
 
-def check_key_matches(private_key: PrivateKey, certificate: x509.Certificate, *, key_path: object, cert_path: object) -> None:
+def check_key_matches(
+    private_key: PrivateKey, certificate: x509.Certificate, *, key_path: object, cert_path: object
+) -> None:
     _, problem = read_public_key(certificate)
     if problem is not None:
         raise UnreadableCertificateError(
@@ -410,10 +431,20 @@ def ensure_seed_pki(directory: str | os.PathLike[str] | None = None, *, key_type
     paths = LabPaths.in_dir(directory)
     ca = ensure_certificate_authority(paths.directory, key_type=key_type)
     if not _leaf_is_usable(ca, paths.server_cert, paths.server_key, paths.server_csr):
-        _save_leaf(ca.issue_server_certificate(key_type=key_type), paths.server_csr, paths.server_cert, paths.server_key)
+        _save_leaf(
+            ca.issue_server_certificate(key_type=key_type),
+            paths.server_csr,
+            paths.server_cert,
+            paths.server_key,
+        )
         paths.server_chain.unlink(missing_ok=True)  # it held the old leaf
     if not _leaf_is_usable(ca, paths.client_cert, paths.client_key, paths.client_csr):
-        _save_leaf(ca.issue_client_certificate(key_type=key_type), paths.client_csr, paths.client_cert, paths.client_key)
+        _save_leaf(
+            ca.issue_client_certificate(key_type=key_type),
+            paths.client_csr,
+            paths.client_cert,
+            paths.client_key,
+        )
         paths.client_chain.unlink(missing_ok=True)
     return paths
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
 from cryptography import x509
@@ -37,12 +37,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from .errors import LabError
 
 __all__ = [
-    "ClientCertHeaderError",
     "MAX_CLIENT_CERT_HEADER",
+    "ClientCertHeaderError",
     "client_cert_header",
-    "parse_client_cert_header",
     "client_cert_header_from_nginx",
     "nginx_escaped_pem",
+    "parse_client_cert_header",
 ]
 
 #: The longest ``Client-Cert`` value accepted, in characters. RFC 9440 sets no

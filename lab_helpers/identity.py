@@ -11,7 +11,7 @@ from cryptography.x509.oid import NameOID
 from .errors import UnreadableCertificateError
 from .tolerant import unreadable_part
 
-__all__ = ["ClientIdentity", "identity_from_certificate", "fingerprint"]
+__all__ = ["ClientIdentity", "fingerprint", "identity_from_certificate"]
 
 
 def fingerprint(certificate: x509.Certificate) -> str:

@@ -42,19 +42,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping, Sequence
+from typing import ClassVar
 
 from .errors import LabError
 from .files import lab_dir
 
 __all__ = [
+    "INSTALL_NGINX",
     "Nginx",
     "NginxError",
     "NginxInfo",
     "NginxUnavailable",
-    "INSTALL_NGINX",
     "find_nginx",
     "nginx_available",
     "nginx_info",
@@ -264,7 +265,7 @@ class Nginx:
     left running by a kernel that died is found by its pid file and stopped).
     """
 
-    _running: ClassVar[dict[str, "Nginx"]] = {}
+    _running: ClassVar[dict[str, Nginx]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -453,7 +454,7 @@ class Nginx:
 
     # -- life cycle -----------------------------------------------------------------------
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         """Write the configuration, start nginx and return once it accepts connections on every port."""
         if self.running:
             return self
@@ -609,7 +610,7 @@ class Nginx:
                 time.sleep(0.02)
         self.pid_file.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Nginx":
+    def __enter__(self) -> Nginx:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

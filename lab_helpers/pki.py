@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal, Union
+from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -26,22 +27,22 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from .errors import KeyMismatchError, LabError, NotACAError, TamperedCSRError
 
 __all__ = [
-    "KeyType",
-    "PrivateKey",
-    "KEY_TYPES",
+    "CLIENT_URI_PREFIX",
     "CLOCK_SKEW",
     "DEFAULT_LEAF_DAYS",
-    "CLIENT_URI_PREFIX",
-    "generate_private_key",
-    "create_csr",
-    "parse_names",
+    "KEY_TYPES",
     "CertificateAuthority",
     "IssuedCertificate",
+    "KeyType",
+    "PrivateKey",
+    "create_csr",
+    "generate_private_key",
     "key_matches_certificate",
+    "parse_names",
 ]
 
 KeyType = Literal["ec", "rsa", "ed25519"]
-PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 #: The key types the course uses. ECDSA P-256 is the default: it is what most
 #: modern deployments use, and it is about a hundred times faster to generate
@@ -189,7 +190,9 @@ class IssuedCertificate:
         return self.csr.public_bytes(serialization.Encoding.PEM)
 
 
-def _validity(valid_days: float, valid_from: datetime.datetime | None) -> tuple[datetime.datetime, datetime.datetime]:
+def _validity(
+    valid_days: float, valid_from: datetime.datetime | None
+) -> tuple[datetime.datetime, datetime.datetime]:
     """Aware UTC start and end: a naive datetime would be read as UTC and shift by the local offset."""
     if valid_from is None:
         valid_from = datetime.datetime.now(datetime.timezone.utc) - CLOCK_SKEW
@@ -281,7 +284,7 @@ class CertificateAuthority:
     @classmethod
     def create_root(
         cls, common_name: str = "lab-ca", *, key_type: KeyType = "ec", valid_days: float = 365
-    ) -> "CertificateAuthority":
+    ) -> CertificateAuthority:
         """Create a self-signed root CA certificate and its key."""
         key = generate_private_key(key_type)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -304,7 +307,7 @@ class CertificateAuthority:
         path_length: int | None = 0,
         key_type: KeyType = "ec",
         valid_days: float = 365,
-    ) -> "CertificateAuthority":
+    ) -> CertificateAuthority:
         """Create a CA signed by this one; ``path_length=0`` lets it sign leaves only.
 
         Real deployments keep the root offline and issue from an intermediate:
@@ -351,7 +354,9 @@ class CertificateAuthority:
             if previous.issuer != self.certificate.subject or not previous.is_signature_valid(
                 self.private_key.public_key()  # type: ignore[arg-type]
             ):
-                raise LabError("The previous CRL was not issued by this CA: start a new one without previous=.")
+                raise LabError(
+                    "The previous CRL was not issued by this CA: start a new one without previous=."
+                )
             for entry in previous:
                 serials[entry.serial_number] = entry.revocation_date_utc
             number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
@@ -456,7 +461,9 @@ class CertificateAuthority:
                 # An explicit empty list: no SAN at all, like the article's certificates. Only for
                 # showing what breaks: clients reject such a server, Web PKI verifiers such a client.
                 if len(csr.subject) == 0:
-                    raise LabError("A certificate with neither a subject nor a SubjectAlternativeName names nobody.")
+                    raise LabError(
+                        "A certificate with neither a subject nor a SubjectAlternativeName names nobody."
+                    )
                 return None
         else:
             try:
@@ -468,7 +475,9 @@ class CertificateAuthority:
             else:
                 common_names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
                 if not common_names:
-                    raise LabError("A client CSR needs a commonName or explicit names=... to name the client.")
+                    raise LabError(
+                        "A client CSR needs a commonName or explicit names=... to name the client."
+                    )
                 entries = parse_names([CLIENT_URI_PREFIX + str(common_names[0].value)])
         if not entries:
             raise LabError("A certificate needs at least one SubjectAlternativeName entry; pass names=[...].")

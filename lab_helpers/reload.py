@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Generic, Iterable, TypeVar
+from typing import Generic, TypeVar
 
 __all__ = ["FileWatcher"]
 
@@ -55,7 +56,9 @@ class FileWatcher(Generic[_T]):
         try:
             self.apply(self.rebuild())
         except Exception as error:  # keep serving with what worked; say why the update was refused
-            self.report(f"reload   {', '.join(changed)} changed, but the update was refused ({error}); still serving the previous configuration")
+            self.report(
+                f"reload   {', '.join(changed)} changed, but the update was refused ({error}); still serving the previous configuration"
+            )
             return False
         self.report(f"reload   {', '.join(changed)} changed: new connections use the new configuration")
         return True

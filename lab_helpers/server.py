@@ -30,11 +30,11 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -44,10 +44,17 @@ from .errors import LabError, UnreadableCertificateError
 from .files import check_key_matches, load_certificate, load_crl, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
 from .revocation import RevocationScope
-from .tolerant import parse_problem
 from .tls import server_side_reason
+from .tolerant import parse_problem
 
-__all__ = ["build_server_context", "load_revocation_list", "MTLSServer", "Rejection", "LabRequestHandler", "running_servers"]
+__all__ = [
+    "LabRequestHandler",
+    "MTLSServer",
+    "Rejection",
+    "build_server_context",
+    "load_revocation_list",
+    "running_servers",
+]
 
 #: The verify flag for each revocation scope: the client's own certificate ("leaf") or every one ("chain"),
 #: the same scopes as verify_chain(..., revocation=...).
@@ -190,10 +197,12 @@ class LabRequestHandler(BaseHTTPRequestHandler):
         try:
             certificate = x509.load_der_x509_certificate(der)
         except ValueError as error:
-            raise UnreadableCertificateError(f"the client certificate cannot be parsed: {parse_problem(error)}.") from None
+            raise UnreadableCertificateError(
+                f"the client certificate cannot be parsed: {parse_problem(error)}."
+            ) from None
         return identity_from_certificate(certificate)
 
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server looks for)
+    def do_GET(self) -> None:
         """Greet the client; with an access policy, only on paths it allows (else 403 with the reason)."""
         owner: MTLSServer = self.server.owner  # type: ignore[attr-defined]
         try:
@@ -228,7 +237,7 @@ class LabRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Keep the request log in memory instead of printing it into the notebook."""
         owner: MTLSServer = self.server.owner  # type: ignore[attr-defined]
         owner._record_log(f"{self.address_string()} {format % args}")
@@ -239,7 +248,7 @@ class _HTTPServer(HTTPServer):
 
     allow_reuse_address = False  # on port 0 reuse buys nothing; a fixed busy port should fail loudly
 
-    def __init__(self, owner: "MTLSServer", address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+    def __init__(self, owner: MTLSServer, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
         self.owner = owner
         super().__init__(address, handler)
 
@@ -274,7 +283,7 @@ class MTLSServer:
     show the difference.
     """
 
-    _running: ClassVar[dict[str, "MTLSServer"]] = {}
+    _running: ClassVar[dict[str, MTLSServer]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -303,7 +312,9 @@ class MTLSServer:
         self.rejections: list[Rejection] = []
         self.accepted = 0  # handshakes that succeeded
         self.log: deque[str] = deque(maxlen=1000)  # the latest request lines, bounded for long runs
-        self.handler_errors: deque[Exception] = deque(maxlen=100)  # exceptions raised by the handler, latest last
+        self.handler_errors: deque[Exception] = deque(
+            maxlen=100
+        )  # exceptions raised by the handler, latest last
         self.on_event = on_event
         self.policy = policy  # None: any client with a valid certificate may read every path
         self.decisions: deque[Decision] = deque(maxlen=1000)  # the policy's latest answers
@@ -317,7 +328,7 @@ class MTLSServer:
 
     # -- life cycle ---------------------------------------------------------
 
-    def start(self) -> "MTLSServer":
+    def start(self) -> MTLSServer:
         """Bind, listen and serve on a background thread; return once connections are accepted."""
         if self._httpd is not None:
             return self
@@ -341,7 +352,10 @@ class MTLSServer:
         # The socket listens as soon as the server is constructed, so a client
         # can connect now; serve_forever then picks connections up.
         self._serve_thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"mtls-lab-server-{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"mtls-lab-server-{self.port}",
+            daemon=True,
         )
         self._serve_thread.start()
         if self.name is not None:
@@ -385,7 +399,7 @@ class MTLSServer:
             raise LabError("The lab server is an mTLS server: set context.verify_mode = ssl.CERT_REQUIRED.")
         self.context = context
 
-    def __enter__(self) -> "MTLSServer":
+    def __enter__(self) -> MTLSServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -408,7 +422,9 @@ class MTLSServer:
 
     def __repr__(self) -> str:
         state = f"listening on {self.url}" if self.running else "stopped"
-        return f"<MTLSServer {self.name!r} {state}, {self.accepted} accepted, {len(self.rejections)} rejected>"
+        return (
+            f"<MTLSServer {self.name!r} {state}, {self.accepted} accepted, {len(self.rejections)} rejected>"
+        )
 
     # -- what the server saw ------------------------------------------------
 
@@ -482,7 +498,9 @@ class MTLSServer:
                 self.handler(tls, peer, httpd)
             except OSError as error:  # the client went away mid-request: log it, don't print a traceback
                 self._record_log(f"{peer[0]}:{peer[1]} connection ended: {error!r}")
-            except Exception as error:  # a bug in a handler (a learner's subclass): record it where the notebook looks
+            except (
+                Exception
+            ) as error:  # a bug in a handler (a learner's subclass): record it where the notebook looks
                 self._record_log(f"{peer[0]}:{peer[1]} handler failed: {error!r}")
                 self.handler_errors.append(error)
             else:

@@ -33,7 +33,7 @@ import sys
 from .diagnosis import Explanation, _Case, _match, _signals_of_exception, case
 from .tls import exception_chain
 
-__all__ = ["STACKS", "STACK_CASES", "STACK_FIXES", "which_stack", "explain_in_stack"]
+__all__ = ["STACKS", "STACK_CASES", "STACK_FIXES", "explain_in_stack", "which_stack"]
 
 STACKS = ("httpx", "aiohttp", "urllib3", "grpc")
 
@@ -161,7 +161,7 @@ def _own_words(stack: str, error: BaseException) -> list[str]:
     return words
 
 
-def explain_in_stack(error: BaseException) -> "Explanation | None":
+def explain_in_stack(error: BaseException) -> Explanation | None:
     """The explanation of an error from httpx, aiohttp, urllib3 or gRPC; None for any other error."""
     stack = which_stack(error)
     if stack is None:

@@ -27,7 +27,8 @@ import asyncio
 import ipaddress
 import threading
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LabError
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     import uvicorn
     from aiohttp import web
 
-__all__ = ["BackgroundServer", "UvicornServer", "AiohttpServer", "GrpcServer", "running_stack_servers"]
+__all__ = ["AiohttpServer", "BackgroundServer", "GrpcServer", "UvicornServer", "running_stack_servers"]
 
 #: Seconds a server may take to start listening, or to stop, before it counts as stuck.
 START_TIMEOUT = 10.0
@@ -62,7 +63,7 @@ class BackgroundServer:
 
     kind: ClassVar[str] = "server"
     scheme: ClassVar[str] = "https"
-    _running: ClassVar[dict[str, "BackgroundServer"]] = {}
+    _running: ClassVar[dict[str, BackgroundServer]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, *, name: str | None) -> None:
@@ -82,7 +83,7 @@ class BackgroundServer:
 
     # -- life cycle ---------------------------------------------------------
 
-    def start(self) -> "BackgroundServer":
+    def start(self) -> BackgroundServer:
         """Listen and serve on a background thread; return once connections are accepted."""
         if self._port is not None:
             return self
@@ -110,7 +111,7 @@ class BackgroundServer:
                     if self._running.get(self.name) is self:
                         del self._running[self.name]
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -147,7 +148,7 @@ class UvicornServer(BackgroundServer):
 
     kind = "uvicorn"
 
-    def __init__(self, config: "uvicorn.Config", *, name: str | None = "uvicorn") -> None:
+    def __init__(self, config: uvicorn.Config, *, name: str | None = "uvicorn") -> None:
         super().__init__(name=name)
         _require_loopback(config.host)
         if config.port != 0:
@@ -225,9 +226,9 @@ class AiohttpServer(BackgroundServer):
 
     def __init__(
         self,
-        app: "web.Application",
+        app: web.Application,
         *,
-        ssl_context: "ssl.SSLContext | None",
+        ssl_context: ssl.SSLContext | None,
         host: str = "127.0.0.1",
         name: str | None = "aiohttp",
     ) -> None:
@@ -275,8 +276,8 @@ class GrpcServer(BackgroundServer):
 
     def __init__(
         self,
-        handlers: "Sequence[grpc.GenericRpcHandler]",
-        credentials: "grpc.ServerCredentials",
+        handlers: Sequence[grpc.GenericRpcHandler],
+        credentials: grpc.ServerCredentials,
         *,
         host: str = "127.0.0.1",
         name: str | None = "grpc",

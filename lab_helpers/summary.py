@@ -26,7 +26,7 @@ from .identity import fingerprint
 from .oid_names import signature_algorithm_name
 from .tolerant import ExtensionReading, name_text, names_equal, read_extensions, read_public_key
 
-__all__ = ["describe", "CertificateDescription", "describe_key", "creation_profile"]
+__all__ = ["CertificateDescription", "creation_profile", "describe", "describe_key"]
 
 
 def describe_key(public_key: object) -> str:

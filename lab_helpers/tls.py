@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Iterator
+from collections.abc import Iterator
 
-__all__ = ["exception_chain", "innermost_tls_error", "server_side_reason", "client_side_reason"]
+__all__ = ["client_side_reason", "exception_chain", "innermost_tls_error", "server_side_reason"]
 
 
 def exception_chain(error: BaseException) -> Iterator[BaseException]:
@@ -92,7 +92,7 @@ def client_side_reason(error: BaseException) -> str:
     if isinstance(inner, ssl.SSLError) and alert:
         # The server said why, in an alert: unknown_ca, certificate_expired, protocol_version...
         return f"the server refused the connection (alert {alert.group(1).lower()})"
-    if isinstance(inner, ssl.SSLEOFError) or isinstance(inner, (ConnectionResetError, BrokenPipeError)):
+    if isinstance(inner, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)):
         # Over TLS 1.3 the same rejection arrives as an alert, an EOF or a
         # reset, depending on timing: one stable wording covers them all.
         return "the server ended the connection"
@@ -104,6 +104,11 @@ def client_side_reason(error: BaseException) -> str:
         return str(inner.reason)
     # A library's own error (urllib3's "Client private key is encrypted, ..."): its words are fixed.
     for item in exception_chain(error):
-        if not isinstance(item, OSError) and item.args and isinstance(item.args[0], str) and "(" not in item.args[0]:
+        if (
+            not isinstance(item, OSError)
+            and item.args
+            and isinstance(item.args[0], str)
+            and "(" not in item.args[0]
+        ):
             return item.args[0]
     return type(inner).__name__

@@ -22,21 +22,22 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+
 from .errors import LabError
 
 __all__ = [
-    "TraceUnavailable",
-    "TraceEvent",
+    "TLS_GROUPS",
+    "HandshakeResult",
     "HandshakeTrace",
-    "msg_callback_available",
-    "trace_handshake",
     "RecordingProxy",
     "TLSRecord",
-    "parse_records",
-    "TLS_GROUPS",
-    "key_shares",
-    "HandshakeResult",
+    "TraceEvent",
+    "TraceUnavailable",
     "handshake",
+    "key_shares",
+    "msg_callback_available",
+    "parse_records",
+    "trace_handshake",
 ]
 
 #: The private hook's name, in one place (the tests swap it to check the fallback).
@@ -53,11 +54,18 @@ def msg_callback_available() -> bool:
 
 
 _MESSAGE_NAMES = {
-    "CLIENT_HELLO": "ClientHello", "SERVER_HELLO": "ServerHello", "ENCRYPTED_EXTENSIONS": "EncryptedExtensions",
-    "CERTIFICATE_REQUEST": "CertificateRequest", "CERTIFICATE": "Certificate",
-    "CERTIFICATE_VERIFY": "CertificateVerify", "FINISHED": "Finished", "SERVER_KEY_EXCHANGE": "ServerKeyExchange",
-    "SERVER_DONE": "ServerHelloDone", "CLIENT_KEY_EXCHANGE": "ClientKeyExchange",
-    "NEWSESSION_TICKET": "NewSessionTicket", "CHANGE_CIPHER_SPEC": "ChangeCipherSpec",
+    "CLIENT_HELLO": "ClientHello",
+    "SERVER_HELLO": "ServerHello",
+    "ENCRYPTED_EXTENSIONS": "EncryptedExtensions",
+    "CERTIFICATE_REQUEST": "CertificateRequest",
+    "CERTIFICATE": "Certificate",
+    "CERTIFICATE_VERIFY": "CertificateVerify",
+    "FINISHED": "Finished",
+    "SERVER_KEY_EXCHANGE": "ServerKeyExchange",
+    "SERVER_DONE": "ServerHelloDone",
+    "CLIENT_KEY_EXCHANGE": "ClientKeyExchange",
+    "NEWSESSION_TICKET": "NewSessionTicket",
+    "CHANGE_CIPHER_SPEC": "ChangeCipherSpec",
 }
 
 
@@ -116,7 +124,9 @@ class HandshakeTrace:
             elif event.direction == "sent":
                 arrow = "C->>S" if event.side == "client" else "S->>C"
                 if event.message.startswith("alert") and event.message != "alert close_notify":
-                    arrow = arrow.replace("->>", "-x")  # a cross for a fatal alert; close_notify is a polite goodbye
+                    arrow = arrow.replace(
+                        "->>", "-x"
+                    )  # a cross for a fatal alert; close_notify is a polite goodbye
                 lock = " 🔒" if event.encrypted else ""
                 lines.append(f"    {arrow}: {_mermaid_text(event.message)} ({event.size} B){lock}")
         return "\n".join(lines)
@@ -237,7 +247,9 @@ def trace_handshake(
             "packet capture in Wireshark, or use `openssl s_client -msg`."
         )
     capped = ssl.TLSVersion.TLSv1_2 in (server_context.maximum_version, client_context.maximum_version)
-    version = "TLSv1.2" if capped else "TLSv1.3"  # the handshake's own answer replaces this guess when it completes
+    version = (
+        "TLSv1.2" if capped else "TLSv1.3"
+    )  # the handshake's own answer replaces this guess when it completes
     trace = HandshakeTrace(version)
     recorder = _Recorder(trace)
     setattr(server_context, _HOOK, recorder.callback("server"))
@@ -286,7 +298,9 @@ def parse_records(data: bytes, direction: str) -> list[TLSRecord]:
     while offset + 5 <= len(data):
         kind, major, minor = data[offset], data[offset + 1], data[offset + 2]
         length = int.from_bytes(data[offset + 3 : offset + 5], "big")
-        version = {(3, 1): "TLS 1.0", (3, 2): "TLS 1.1", (3, 3): "TLS 1.2", (3, 4): "TLS 1.3"}.get((major, minor), f"{major}.{minor}")
+        version = {(3, 1): "TLS 1.0", (3, 2): "TLS 1.1", (3, 3): "TLS 1.2", (3, 4): "TLS 1.3"}.get(
+            (major, minor), f"{major}.{minor}"
+        )
         records.append(TLSRecord(direction, _CONTENT_TYPES.get(kind, f"type {kind}"), version, length))
         offset += 5 + length
     return records
@@ -314,8 +328,10 @@ def key_shares(hello: bytes) -> list[tuple[str, int]]:
     """
     data = bytes(hello)
     if len(data) < 6 or data[0] != 22 or data[5] not in (_CLIENT_HELLO, _SERVER_HELLO):
-        raise LabError("These bytes do not start with a ClientHello or ServerHello record: pass proxy.client_to_server "
-                       "or proxy.server_to_client of one connection.")
+        raise LabError(
+            "These bytes do not start with a ClientHello or ServerHello record: pass proxy.client_to_server "
+            "or proxy.server_to_client of one connection."
+        )
     client = data[5] == _CLIENT_HELLO
     try:
         at = 5 + 4 + 2 + 32  # record header, message header, legacy version, random
@@ -329,7 +345,10 @@ def key_shares(hello: bytes) -> list[tuple[str, int]]:
             return []  # no extensions at all
         end, at = at + 2 + int.from_bytes(data[at : at + 2], "big"), at + 2
         while at < end:  # each extension: a 2-byte type, a 2-byte length, its data
-            kind, length = int.from_bytes(data[at : at + 2], "big"), int.from_bytes(data[at + 2 : at + 4], "big")
+            kind, length = (
+                int.from_bytes(data[at : at + 2], "big"),
+                int.from_bytes(data[at + 2 : at + 4], "big"),
+            )
             if kind == _KEY_SHARE:
                 entries = data[at + 4 : at + 4 + length]
                 if not client and length == 2:  # a HelloRetryRequest: the group it wants, no share yet
@@ -372,7 +391,7 @@ class RecordingProxy:
     def port(self) -> int:
         return int(self._listener.getsockname()[1])
 
-    def __enter__(self) -> "RecordingProxy":
+    def __enter__(self) -> RecordingProxy:
         self._accepting.start()
         return self
 
@@ -400,15 +419,20 @@ class RecordingProxy:
         while not self._stop.is_set():
             try:
                 client, _ = self._listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
             upstream = socket.create_connection(self.target, timeout=self.timeout)
             client.settimeout(self.timeout)
             self._sockets += [client, upstream]
-            for source, sink, store in ((client, upstream, self.client_to_server), (upstream, client, self.server_to_client)):
-                thread = threading.Thread(target=self._pump, args=(source, sink, store), name="mtls-lab-proxy-pump", daemon=True)
+            for source, sink, store in (
+                (client, upstream, self.client_to_server),
+                (upstream, client, self.server_to_client),
+            ):
+                thread = threading.Thread(
+                    target=self._pump, args=(source, sink, store), name="mtls-lab-proxy-pump", daemon=True
+                )
                 self._threads.append(thread)
                 thread.start()
 
@@ -417,7 +441,7 @@ class RecordingProxy:
             while True:  # until EOF or the timeout: the last bytes of a connection matter to the capture
                 try:
                     chunk = source.recv(65536)
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     break
                 if not chunk:
                     break
@@ -456,6 +480,7 @@ def _no_delay(sock: socket.socket) -> None:
 
 # -- resumption ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class HandshakeResult:
     """One connection's outcome: its version, its session (to offer later), whether it resumed, the answer.
@@ -473,7 +498,12 @@ class HandshakeResult:
 
 
 def handshake(
-    port: int, context: ssl.SSLContext, *, session: ssl.SSLSession | None = None, host: str = "localhost", timeout: float = 5.0
+    port: int,
+    context: ssl.SSLContext,
+    *,
+    session: ssl.SSLSession | None = None,
+    host: str = "localhost",
+    timeout: float = 5.0,
 ) -> HandshakeResult:
     """One connection with one request; pass the ``session`` of an earlier one to resume it.
 

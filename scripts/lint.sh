@@ -5,7 +5,7 @@
 #   scripts/lint.sh --fix    apply ruff's safe fixes and formatting, then check
 #
 # Exercise notebooks (notebooks/NN_*.ipynb) are derived from the solution notebooks, so
-# --fix changes only the sources: lab_helpers, tests, scripts and notebooks/solutions
+# --fix changes only the sources: lab_helpers, tests, scripts, website and notebooks/solutions
 # (code cells, and the exercise stubs kept in their metadata, see scripts/format-stubs.py);
 # then `python -m lab_helpers exercises` derives the exercise notebooks again.
 set -euo pipefail
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 ruff=$(dirname "$python")/ruff
 [ -x "$ruff" ] || { echo "ruff not found next to $python: pip install -r requirements-dev.txt" >&2; exit 2; }
-sources=(lab_helpers tests scripts conftest.py notebooks/solutions)
+sources=(lab_helpers tests scripts website conftest.py notebooks/solutions)
 
 if [ "${1:-}" = "--fix" ]; then
   for pass in 1 2; do  # formatting can move a `# noqa` comment, which the second pass then sees

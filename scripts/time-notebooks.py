@@ -28,8 +28,12 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as lab:
             os.environ["MTLS_LAB_DIR"] = lab
             start = time.perf_counter()
-            NotebookClient(notebook, timeout=120, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            NotebookClient(
+                notebook,
+                timeout=120,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+            ).execute()
             seconds = time.perf_counter() - start
         text = "".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
         plan = re.search(r"about (\d+) minutes", text)

@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -74,7 +74,9 @@ def test_matching_on_common_name_lets_another_trusted_ca_impersonate(people: dic
     assert policy.decide(identity(people, "impostor"), "/admin").allowed  # the danger, demonstrated
 
 
-def test_a_uri_alone_does_not_stop_the_impostor_but_a_trust_domain_does(lab: CatalogLab, people: dict) -> None:
+def test_a_uri_alone_does_not_stop_the_impostor_but_a_trust_domain_does(
+    lab: CatalogLab, people: dict
+) -> None:
     open_policy = AccessPolicy().allow("/admin", ALICE)
     assert open_policy.decide(identity(people, "impostor"), "/admin").allowed
     bound = AccessPolicy().allow("/admin", ALICE).trust_domain("lab.example", lab.ca.certificate)
@@ -83,7 +85,9 @@ def test_a_uri_alone_does_not_stop_the_impostor_but_a_trust_domain_does(lab: Cat
     assert bound.decide(identity(people, "alice"), "/admin").allowed
 
 
-def test_a_pinned_fingerprint_admits_one_certificate_and_not_its_renewal(lab: CatalogLab, people: dict) -> None:
+def test_a_pinned_fingerprint_admits_one_certificate_and_not_its_renewal(
+    lab: CatalogLab, people: dict
+) -> None:
     alice = identity(people, "alice")
     policy = AccessPolicy(identify_by="fingerprint").allow("/", alice.fingerprint)
     assert policy.decide(alice, "/").allowed
@@ -92,7 +96,13 @@ def test_a_pinned_fingerprint_admits_one_certificate_and_not_its_renewal(lab: Ca
 
 
 @pytest.mark.parametrize(
-    "bad", [lambda: AccessPolicy(identify_by="email"), lambda: AccessPolicy().allow("admin", ALICE), lambda: AccessPolicy().allow("/a/../b", ALICE), lambda: AccessPolicy().allow("/x")]
+    "bad",
+    [
+        lambda: AccessPolicy(identify_by="email"),
+        lambda: AccessPolicy().allow("admin", ALICE),
+        lambda: AccessPolicy().allow("/a/../b", ALICE),
+        lambda: AccessPolicy().allow("/x"),
+    ],
 )
 def test_bad_rules_are_refused_with_a_message(bad) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(LabError):
@@ -116,7 +126,9 @@ def _get(server: MTLSServer, lab: CatalogLab, who: str, path: str, tmp_path, peo
     return attempt(server.url + path.lstrip("/"), ca_file=lab.ca_file, cert_file=cert, key_file=key)
 
 
-def test_the_server_enforces_the_policy_end_to_end(policy_server: MTLSServer, lab: CatalogLab, people: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_enforces_the_policy_end_to_end(
+    policy_server: MTLSServer, lab: CatalogLab, people: dict, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     allowed = _get(policy_server, lab, "alice", "/admin", tmp_path, people)
     assert allowed.status == 200 and allowed.body == "Hello, alice: welcome to /admin\n"
     denied = _get(policy_server, lab, "bob", "/admin", tmp_path, people)
@@ -125,13 +137,17 @@ def test_the_server_enforces_the_policy_end_to_end(policy_server: MTLSServer, la
     assert [d.allowed for d in policy_server.decisions] == [True, False, True]
 
 
-def test_a_server_without_a_policy_lets_every_authenticated_client_read_everything(lab: CatalogLab, people: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_without_a_policy_lets_every_authenticated_client_read_everything(
+    lab: CatalogLab, people: dict, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     context = build_server_context(*lab.server, lab.ca_file)
     with MTLSServer(context, name=None) as server:
         assert _get(server, lab, "bob", "/admin", tmp_path, people).status == 200
 
 
-@pytest.mark.parametrize("target", ["//admin/users", "/x/../admin", "/./admin", "/admin;x", "/%2e%2e/admin", "/a//b"])
+@pytest.mark.parametrize(
+    "target", ["//admin/users", "/x/../admin", "/./admin", "/admin;x", "/%2e%2e/admin", "/a//b"]
+)
 def test_ambiguous_paths_are_refused_not_guessed(people: dict, target: str) -> None:
     policy = AccessPolicy().allow("/", ANY_CLIENT).allow("/admin", ALICE)
     decision = policy.decide(identity(people, "bob"), target)
@@ -151,7 +167,9 @@ def test_an_exact_rule_covers_one_path_only(people: dict) -> None:
 
 
 def test_with_trust_domains_a_non_spiffe_uri_is_not_an_identity(lab: CatalogLab) -> None:
-    other = identity_from_certificate(lab.ca.issue_client_certificate("dave", names=["https://dave.example"]).certificate)
+    other = identity_from_certificate(
+        lab.ca.issue_client_certificate("dave", names=["https://dave.example"]).certificate
+    )
     policy = AccessPolicy().allow("/", "https://dave.example").trust_domain("lab.example", lab.ca.certificate)
     decision = policy.decide(other, "/")
     assert not decision.allowed and "not a spiffe" in decision.reason
@@ -165,7 +183,9 @@ def test_a_certificate_with_two_uris_is_not_an_identity(lab: CatalogLab) -> None
     assert not decision.allowed and "exactly one" in decision.reason
 
 
-def test_the_server_answers_400_to_an_ambiguous_path(policy_server: MTLSServer, lab: CatalogLab, people: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_answers_400_to_an_ambiguous_path(
+    policy_server: MTLSServer, lab: CatalogLab, people: dict, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     from lab_helpers import save_certificate, save_private_key
 
     cert = save_certificate(people["bob"].certificate, tmp_path / "bob.crt")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 
-from lab_helpers.bench import BenchSizes, measure
 from test_cli import run_cli
+
+from lab_helpers.bench import BenchSizes, measure
 
 
 def test_bench_quick_json_is_well_formed() -> None:
@@ -26,7 +27,13 @@ def test_bench_quick_json_is_well_formed() -> None:
 def test_bench_table_names_every_figure() -> None:
     result = run_cli("bench", "--quick", "--rounds", "1")
     assert result.returncode == 0, result.stderr
-    for label in ("keep-alive requests/s", "new-connection requests/s", "full handshakes/s", "resumed handshakes/s", "Ed25519"):
+    for label in (
+        "keep-alive requests/s",
+        "new-connection requests/s",
+        "full handshakes/s",
+        "resumed handshakes/s",
+        "Ed25519",
+    ):
         assert label in result.stdout
 
 

@@ -23,8 +23,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -84,7 +84,9 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     token = secrets.token_hex(16)
     environment = dict(os.environ, MTLS_LAB_DIR=str(tmp_path / "lab-files"))
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a learner's proxy must not intercept loopback
+    direct = urllib.request.build_opener(
+        urllib.request.ProxyHandler({})
+    )  # a learner's proxy must not intercept loopback
     server, port = None, 0
     try:
         # free_port() releases the port before JupyterLab binds it, and another process may take it in
@@ -94,8 +96,15 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             port = free_port()
             server = subprocess.Popen(
                 [
-                    sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
-                    "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+                    sys.executable,
+                    "-m",
+                    "jupyter",
+                    "lab",
+                    "--no-browser",
+                    f"--ServerApp.port={port}",
+                    "--ServerApp.port_retries=0",
+                    "--ServerApp.ip=127.0.0.1",
+                    f"--IdentityProvider.token={token}",
                     f"--ServerApp.root_dir={workspace}",
                     # A new learner's own settings and workspaces: empty folders. What the course ships
                     # comes from the venv (share/jupyter/lab/settings/overrides.d), as on a learner's machine.
@@ -103,7 +112,9 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
                     "--ServerApp.allow_root=True",  # CI runs as root in its sandbox
                 ],
-                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and server.poll() is None:  # bounded wait for it to answer
@@ -174,7 +185,8 @@ def test_notebook_06_runs_in_a_real_browser(jupyterlab: str) -> None:
             drawn = ".jp-RenderedMermaid img[src^='data:image/svg+xml'], .jp-RenderedMermaid svg"
             try:
                 page.wait_for_function(
-                    f"() => document.querySelectorAll({json.dumps(drawn)}).length >= {mermaid_blocks}", timeout=60_000
+                    f"() => document.querySelectorAll({json.dumps(drawn)}).length >= {mermaid_blocks}",
+                    timeout=60_000,
                 )
             except playwright_api.TimeoutError:
                 pass  # the assertion below reports how many were drawn
@@ -183,7 +195,9 @@ def test_notebook_06_runs_in_a_real_browser(jupyterlab: str) -> None:
                 page.locator(drawn).first.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "notebook06-diagram.png"))
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / "notebook06-failure.png"))  # what the page showed when it went wrong
+            page.screenshot(
+                path=str(ARTIFACTS / "notebook06-failure.png")
+            )  # what the page showed when it went wrong
             raise
         finally:
             browser.close()
@@ -196,11 +210,15 @@ def test_notebook_06_runs_in_a_real_browser(jupyterlab: str) -> None:
     defaults = {name: spec["default"] for name, spec in notification_settings["schema"]["properties"].items()}
     assert defaults["fetchNews"] == "false" and "fetchNews" not in notification_settings["settings"]
     assert defaults["doNotDisturbMode"] is False
-    assert "Traceback (most recent call last)" not in text, "a cell failed: an error shows instead of an explanation"
+    assert "Traceback (most recent call last)" not in text, (
+        "a cell failed: an error shows instead of an explanation"
+    )
     # The expected failures are shown explained: the client's view and what the server saw.
     assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in text
     assert re.search(r"server certificate rejected|self-signed certificate", text)
-    assert mermaid_blocks >= 1 and svgs >= mermaid_blocks, f"{svgs} diagrams drawn as SVG for {mermaid_blocks} Mermaid blocks"
+    assert mermaid_blocks >= 1 and svgs >= mermaid_blocks, (
+        f"{svgs} diagrams drawn as SVG for {mermaid_blocks} Mermaid blocks"
+    )
     assert (ARTIFACTS / "notebook06.png").stat().st_size > 10_000
 
 

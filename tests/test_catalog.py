@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from lab_helpers import CatalogLab, attempt, build_server_context, MTLSServer
+from lab_helpers import CatalogLab, MTLSServer, attempt, build_server_context
 from lab_helpers.catalog import CASES, run_case
 from lab_helpers.diagnosis import CASES as EXPLANATIONS
 

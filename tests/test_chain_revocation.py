@@ -137,7 +137,7 @@ def handshake_refusal(
     server = server_context.wrap_bio(to_server, from_server, server_side=True)
     done = {"client": False, "server": False}
     for _ in range(10):  # a handshake takes two or three flights; bounded all the same
-        for side, tls, inbox, outbox in (
+        for side, tls, _inbox, outbox in (
             ("client", client, to_client, from_client),
             ("server", server, to_server, from_server),
         ):
@@ -165,9 +165,16 @@ def _cases() -> list[
     tuple[str, str, Callable[[Hierarchy], list[x509.CertificateRevocationList]], str | None]
 ]:
     """(id, scope, the CRLs given, OpenSSL's verdict): each refusal next to the twin that passes."""
-    fresh_root = lambda p: p.root.create_crl([])
-    fresh_intermediate = lambda p: p.intermediate.create_crl([])
-    root_revokes_intermediate = lambda p: p.root.create_crl([p.intermediate.certificate])
+
+    def fresh_root(p: Hierarchy) -> x509.CertificateRevocationList:
+        return p.root.create_crl([])
+
+    def fresh_intermediate(p: Hierarchy) -> x509.CertificateRevocationList:
+        return p.intermediate.create_crl([])
+
+    def root_revokes_intermediate(p: Hierarchy) -> x509.CertificateRevocationList:
+        return p.root.create_crl([p.intermediate.certificate])
+
     unknown = x509.UnrecognizedExtension(UNKNOWN, b"\x05\x00")
     return [
         ("leaf: its issuer's CRL, not listed", "leaf", lambda p: [fresh_intermediate(p)], None),

@@ -18,8 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -211,8 +211,13 @@ def test_the_serve_banners_curl_command_works_behind_a_proxy_variable(
     environment = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
     environment.pop("NO_PROXY", None)
     environment.pop("no_proxy", None)
-    result = subprocess.run([*command, "--silent", "--show-error", "--max-time", "10"], capture_output=True,
-                            text=True, env=environment, timeout=30)
+    result = subprocess.run(
+        [*command, "--silent", "--show-error", "--max-time", "10"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=30,
+    )
     assert (result.returncode, result.stdout) == (0, "Hello, alice\n"), result.stderr
 
 
@@ -256,7 +261,9 @@ def test_demo_is_immune_to_proxy_and_ca_bundle_variables(certifi_bundle: str) ->
 
 
 def test_demo_all_runs_the_whole_catalog_as_expected_behind_a_dead_proxy() -> None:
-    env = environment_without("NO_PROXY", "no_proxy", HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    env = environment_without(
+        "NO_PROXY", "no_proxy", HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9"
+    )
     result = run_cli("demo", "--all", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "17 of 17 cases as expected." in result.stdout

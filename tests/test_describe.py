@@ -123,8 +123,14 @@ def test_identity_without_a_common_name_falls_back_to_the_uri() -> None:
 def test_creation_profile_of_a_lab_root(tmp_path: Path) -> None:
     made_at = datetime.datetime.now(datetime.timezone.utc)
     ca = CertificateAuthority.create_root()
-    profile = creation_profile(ca.certificate, made_at=made_at, key_file=save_private_key(ca.private_key, tmp_path / "ca.key"))
-    assert profile["version"] == "v3" and profile["key"] == "ECDSA P-256" and profile["signature"] == "ecdsa-with-SHA256"
+    profile = creation_profile(
+        ca.certificate, made_at=made_at, key_file=save_private_key(ca.private_key, tmp_path / "ca.key")
+    )
+    assert (
+        profile["version"] == "v3"
+        and profile["key"] == "ECDSA P-256"
+        and profile["signature"] == "ecdsa-with-SHA256"
+    )
     assert profile["starts"] == "5 min before it was made"
     assert profile["lifetime"] in {"365 days", "364 days"}  # measured from a start five minutes back
     assert profile["BasicConstraints"] == "CA:TRUE, critical"
@@ -140,7 +146,9 @@ def test_creation_profile_names_what_is_missing(tmp_path: Path) -> None:
     key = generate_private_key()
     bare = build_certificate("example-ca", key.public_key(), "example-ca", key)
     made_at = bare.not_valid_before_utc
-    profile = creation_profile(bare, made_at=made_at, key_file=save_private_key(key, tmp_path / "ca.key", password=b"pw"))
+    profile = creation_profile(
+        bare, made_at=made_at, key_file=save_private_key(key, tmp_path / "ca.key", password=b"pw")
+    )
     assert profile["starts"] == "when it was made (no margin)"
     for row in ("BasicConstraints", "KeyUsage", "SubjectKeyIdentifier", "AuthorityKeyIdentifier"):
         assert profile[row] == "absent", row

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,14 @@ import pytest
 
 from lab_helpers import check
 from lab_helpers.exercises import Checker, CheckResult, not_attempted, strict_mode, to_html
-from lab_helpers.exercises.derive import EXERCISE_TAG, SOLUTION_TAG, derive_exercise, exercise_path, solution_notebooks, sync
+from lab_helpers.exercises.derive import (
+    EXERCISE_TAG,
+    SOLUTION_TAG,
+    derive_exercise,
+    exercise_path,
+    solution_notebooks,
+    sync,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = solution_notebooks(ROOT)
@@ -43,7 +49,9 @@ def test_every_course_notebook_has_a_solution_notebook() -> None:
 def test_each_notebook_has_two_to_four_checked_exercises(solution_path: Path) -> None:
     notebook = nbformat.read(solution_path, as_version=4)
     solutions = [c for c in notebook.cells if SOLUTION_TAG in c.get("metadata", {}).get("tags", [])]
-    checks = {m.groups() for c in notebook.cells if c.cell_type == "code" for m in CHECK_CALL.finditer(c.source)}
+    checks = {
+        m.groups() for c in notebook.cells if c.cell_type == "code" for m in CHECK_CALL.finditer(c.source)
+    }
     number = solution_path.name[:2]
     assert 2 <= len(checks) <= 4, f"{len(checks)} checked exercises"
     assert all(nb == number for nb, _ in checks), "a notebook calls its own checks"
@@ -62,7 +70,9 @@ def test_exercise_cells_hold_stubs_not_solutions(solution_path: Path) -> None:
             assert mine.source == theirs.metadata["stub"] != theirs.source
 
 
-def test_a_check_is_quiet_until_attempted_and_strict_in_the_solutions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_check_is_quiet_until_attempted_and_strict_in_the_solutions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     assert not_attempted(None, ...) and not not_attempted(None, 1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
@@ -82,8 +92,8 @@ def test_a_check_is_quiet_until_attempted_and_strict_in_the_solutions(monkeypatc
 
 
 def test_unknown_checks_say_so() -> None:
-    with pytest.raises(AttributeError, match="no check for exercise 99.9"):
-        getattr(check, "exercise_99_9")
+    with pytest.raises(AttributeError, match=r"no check for exercise 99\.9"):
+        _ = check.exercise_99_9
 
 
 def test_the_hint_shows_after_a_failed_attempt_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -105,11 +115,15 @@ def test_the_hint_shows_after_a_failed_attempt_only(monkeypatch: pytest.MonkeyPa
     assert "Hint" not in str(right.result()) and "Hint" not in right.result()._repr_html_()
 
 
-def test_markdown_in_messages_becomes_html_and_stays_plain_in_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_markdown_in_messages_becomes_html_and_stays_plain_in_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MTLS_EXERCISES_STRICT", raising=False)
     checker = Checker("1.2", "The *first* root", hint="Look at `found`.")
-    checker.require(False, "", "the root whose validity *starts* first; look inside `with mock.patch.dict(os.environ):`")
+    checker.require(
+        False, "", "the root whose validity *starts* first; look inside `with mock.patch.dict(os.environ):`"
+    )
     result = checker.result()
     page = result._repr_html_()
     assert "<em>starts</em>" in page and "<code>with mock.patch.dict(os.environ):</code>" in page

@@ -85,7 +85,9 @@ def _hash_for(ca: CertificateAuthority) -> hashes.HashAlgorithm | None:
     return None if isinstance(ca.private_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
 
 
-def test_purposes_of_a_client_certificate_and_of_one_without_extended_key_usage(ca: CertificateAuthority) -> None:
+def test_purposes_of_a_client_certificate_and_of_one_without_extended_key_usage(
+    ca: CertificateAuthority,
+) -> None:
     alice = ca.issue_client_certificate("alice").certificate
     assert extended_key_usages(alice) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     assert has_purpose(alice, ExtendedKeyUsageOID.CLIENT_AUTH)
@@ -110,12 +112,16 @@ def test_private_keys_and_what_is_not_one(ca: CertificateAuthority) -> None:
 
 def test_public_key_der_is_the_same_for_a_key_and_its_certificate_only(ca: CertificateAuthority) -> None:
     issued = ca.issue_client_certificate("alice")
-    assert public_key_der(issued.certificate) == public_key_der(issued.private_key) == public_key_der(issued.csr)
+    assert (
+        public_key_der(issued.certificate) == public_key_der(issued.private_key) == public_key_der(issued.csr)
+    )
     assert public_key_der(issued.certificate) != public_key_der(ca.certificate)
 
 
 def test_server_problem_names_what_is_wrong(ca: CertificateAuthority) -> None:
-    assert server_problem("a string", "my_server") == "my_server should be the MTLSServer you started, not str"
+    assert (
+        server_problem("a string", "my_server") == "my_server should be the MTLSServer you started, not str"
+    )
     with lab_server(ca) as server:
         assert server_problem(server, "my_server") is None
     assert server_problem(server, "my_server") == (

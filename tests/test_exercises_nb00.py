@@ -12,9 +12,16 @@ import requests
 from lab_helpers import check, lab_session
 
 WATCHED = [
-    "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
-    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
-    "SSLKEYLOGFILE", "MTLS_LAB_DIR",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "SSLKEYLOGFILE",
+    "MTLS_LAB_DIR",
 ]
 
 
@@ -56,9 +63,14 @@ def test_0_1_not_attempted(lab_ca_file: Path) -> None:
     assert result.status == "not attempted yet"
 
 
-def test_0_1_passes_with_the_set_variables_and_a_careful_session(known_environment: set[str], lab_ca_file: Path) -> None:
+def test_0_1_passes_with_the_set_variables_and_a_careful_session(
+    known_environment: set[str], lab_ca_file: Path
+) -> None:
     result = check.exercise_00_1(
-        {"requests_ca_bundle", "HTTPS_PROXY"}, careful_session(lab_ca_file), watched=WATCHED, lab_ca_file=lab_ca_file
+        {"requests_ca_bundle", "HTTPS_PROXY"},
+        careful_session(lab_ca_file),
+        watched=WATCHED,
+        lab_ca_file=lab_ca_file,
     )
     assert result.passed, result
 
@@ -67,13 +79,20 @@ def test_0_1_the_lab_session_passes_too(known_environment: set[str], tmp_path: P
     from lab_helpers import CertificateAuthority, save_certificate
 
     ca_file = save_certificate(CertificateAuthority.create_root().certificate, tmp_path / "ca.crt")
-    result = check.exercise_00_1(known_environment, lab_session(ca_file=ca_file), watched=WATCHED, lab_ca_file=ca_file)
+    result = check.exercise_00_1(
+        known_environment, lab_session(ca_file=ca_file), watched=WATCHED, lab_ca_file=ca_file
+    )
     assert result.passed, result
 
 
-def test_0_1_names_the_variables_missed_and_the_extra_ones(known_environment: set[str], lab_ca_file: Path) -> None:
+def test_0_1_names_the_variables_missed_and_the_extra_ones(
+    known_environment: set[str], lab_ca_file: Path
+) -> None:
     result = check.exercise_00_1(
-        ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"], careful_session(lab_ca_file), watched=WATCHED, lab_ca_file=lab_ca_file
+        ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"],
+        careful_session(lab_ca_file),
+        watched=WATCHED,
+        lab_ca_file=lab_ca_file,
     )
     assert not result.passed
     assert "missing HTTPS_PROXY" in str(result) and "not set (or not watched): SSL_CERT_FILE" in str(result)
@@ -85,15 +104,20 @@ def test_0_1_mtls_lab_dir_changes_no_tls_client(
     """The learner left out MTLS_LAB_DIR, the course's own variable, and was told it was missing."""
     monkeypatch.setenv("MTLS_LAB_DIR", str(lab_ca_file.parent))
     found = {name.upper() for name in os.environ if name.upper() in WATCHED}
-    without = check.exercise_00_1(found - {"MTLS_LAB_DIR"}, careful_session(lab_ca_file), watched=WATCHED,
-                                  lab_ca_file=lab_ca_file)
+    without = check.exercise_00_1(
+        found - {"MTLS_LAB_DIR"}, careful_session(lab_ca_file), watched=WATCHED, lab_ca_file=lab_ca_file
+    )
     assert without.passed, without
     assert "MTLS_LAB_DIR" not in str(without)
-    with_it = check.exercise_00_1(found, careful_session(lab_ca_file), watched=WATCHED, lab_ca_file=lab_ca_file)
+    with_it = check.exercise_00_1(
+        found, careful_session(lab_ca_file), watched=WATCHED, lab_ca_file=lab_ca_file
+    )
     assert with_it.passed, with_it  # listing it is no mistake either: it is simply not a TLS variable
 
 
-def test_0_1_a_plain_session_is_steered_by_the_environment(known_environment: set[str], lab_ca_file: Path) -> None:
+def test_0_1_a_plain_session_is_steered_by_the_environment(
+    known_environment: set[str], lab_ca_file: Path
+) -> None:
     plain = requests.Session()
     plain.verify = str(lab_ca_file)
     result = check.exercise_00_1(known_environment, plain, watched=WATCHED, lab_ca_file=lab_ca_file)
@@ -104,14 +128,18 @@ def test_0_1_a_plain_session_is_steered_by_the_environment(known_environment: se
     assert "would go through the proxy" in text
 
 
-def test_0_1_a_session_trusting_certifi_is_not_the_lab_session(known_environment: set[str], lab_ca_file: Path) -> None:
+def test_0_1_a_session_trusting_certifi_is_not_the_lab_session(
+    known_environment: set[str], lab_ca_file: Path
+) -> None:
     session = requests.Session()
     session.trust_env = False
     result = check.exercise_00_1(known_environment, session, watched=WATCHED, lab_ca_file=lab_ca_file)
     assert not result.passed and "verify is True" in str(result)
 
 
-def test_0_1_strict_mode_raises(monkeypatch: pytest.MonkeyPatch, known_environment: set[str], lab_ca_file: Path) -> None:
+def test_0_1_strict_mode_raises(
+    monkeypatch: pytest.MonkeyPatch, known_environment: set[str], lab_ca_file: Path
+) -> None:
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
         check.exercise_00_1(set(), careful_session(lab_ca_file), watched=WATCHED, lab_ca_file=lab_ca_file)
@@ -201,7 +229,9 @@ def test_0_3_passes_for_openssl_3_and_1_1_1() -> None:
 
 def test_0_3_explains_the_version_info_trap() -> None:
     result = check.exercise_00_3((3, 0, 0), **OPENSSL_3)
-    assert not result.passed and "OPENSSL_VERSION_INFO[:3], which for OpenSSL 3 always ends in 0" in str(result)
+    assert not result.passed and "OPENSSL_VERSION_INFO[:3], which for OpenSSL 3 always ends in 0" in str(
+        result
+    )
 
 
 def test_0_3_refuses_another_version_and_other_shapes() -> None:

@@ -135,7 +135,10 @@ def test_1_2_the_root_that_starts_first_is_named_as_such(roots: list) -> None:
     ancient = make_root("Ancient", ec.generate_private_key(ec.SECP256R1()), years_left=30, years_old=40)
     result = check.exercise_01_2(ancient, days_left(ancient), roots=[*roots, ancient])
     (problem,) = [text for ok, text in result.points if not ok]
-    assert "validity *starts* first (not_valid_before_utc)" in problem and "compare the end of validity" in problem
+    assert (
+        "validity *starts* first (not_valid_before_utc)" in problem
+        and "compare the end of validity" in problem
+    )
 
 
 def test_1_2_a_wrong_day_count(store: dict, roots: list) -> None:
@@ -177,14 +180,18 @@ def test_1_3_names_a_missing_curve_and_a_wrong_count(roots: list) -> None:
     assert not result.passed
     assert "missing secp256r1" in str(result)
     assert "wrong count for secp384r1: count again" in str(result)
-    assert "the bundle has" not in str(result) and "ECDSA keys" not in str(result)  # nothing gives the answer away
+    assert "the bundle has" not in str(result) and "ECDSA keys" not in str(
+        result
+    )  # nothing gives the answer away
 
 
 def test_1_3_the_stubs_example_gets_which_counts_are_wrong_and_no_numbers(roots: list) -> None:
     """The learner copied the stub's example; the check used to print the right counts and the ECDSA share."""
     result = check.exercise_01_3({"secp384r1": 10, "secp256r1": 2}, roots=roots)
     assert not result.passed
-    assert [text for ok, text in result.points if not ok] == ["wrong count for secp256r1, secp384r1: count again"]
+    assert [text for ok, text in result.points if not ok] == [
+        "wrong count for secp256r1, secp384r1: count again"
+    ]
     assert "of the 5 roots" not in str(result) and "%" not in str(result)
 
 

@@ -17,8 +17,15 @@ from lab_helpers import CertificateAuthority, check, save_private_key
 
 UTC = datetime.timezone.utc
 FLAGS = (
-    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
 )
 
 
@@ -118,14 +125,21 @@ def test_2_1_step_8s_builder_with_the_lab_cas_identifiers_name_and_serial_is_nam
     serial = x509.random_serial_number()
     start = datetime.datetime.now(UTC) - datetime.timedelta(minutes=5)
 
-    def builder(public_key: ec.EllipticCurvePublicKey, path_length: int | None, days: int) -> x509.CertificateBuilder:
+    def builder(
+        public_key: ec.EllipticCurvePublicKey, path_length: int | None, days: int
+    ) -> x509.CertificateBuilder:
         return (
             x509.CertificateBuilder()
-            .subject_name(lab_name).issuer_name(lab_name).public_key(public_key).serial_number(serial)
-            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=days))
+            .subject_name(lab_name)
+            .issuer_name(lab_name)
+            .public_key(public_key)
+            .serial_number(serial)
+            .not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
-            .add_extension(lab_ski, critical=False).add_extension(lab_aki, critical=False)
+            .add_extension(lab_ski, critical=False)
+            .add_extension(lab_aki, critical=False)
         )
 
     lab_ca_cert = builder(lab_key.public_key(), None, 365).sign(lab_key, hashes.SHA256())
@@ -135,7 +149,10 @@ def test_2_1_step_8s_builder_with_the_lab_cas_identifiers_name_and_serial_is_nam
     result = check.exercise_02_1(decade, decade_key, lab_ca_certificate=lab_ca_cert)
     assert not result.passed
     problems = [text for ok, text in result.points if not ok]
-    assert any("its SubjectKeyIdentifier belongs to the lab CA's key (step 7's subject_key_id)" in p for p in problems)
+    assert any(
+        "its SubjectKeyIdentifier belongs to the lab CA's key (step 7's subject_key_id)" in p
+        for p in problems
+    )
     assert any("its serial number is the lab CA's (step 3's serial)" in p for p in problems)
     assert any("its subject is CN=lab-ca, the lab CA's name" in p for p in problems)
     assert any("the AuthorityKeyIdentifier points to another key" in p for p in problems)
@@ -150,8 +167,12 @@ def test_2_1_a_made_up_subject_key_identifier_is_named(monkeypatch: pytest.Monke
     made_up = x509.SubjectKeyIdentifier(b"\x01" * 20)
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
         .add_extension(made_up, critical=False)
@@ -222,9 +243,13 @@ def test_2_2_a_leaf_from_another_ca() -> None:
 
 def test_2_2_a_leaf_refused_for_another_reason_fails_the_control() -> None:
     certificate, key = build_ca(path_length=None, usage=key_usage("crl_sign"))
-    leaf = CertificateAuthority(certificate, key).issue_server_certificate(
-        valid_from=datetime.datetime.now(UTC) - datetime.timedelta(days=10), valid_days=1
-    ).certificate  # expired: refused with keyCertSign or without
+    leaf = (
+        CertificateAuthority(certificate, key)
+        .issue_server_certificate(
+            valid_from=datetime.datetime.now(UTC) - datetime.timedelta(days=10), valid_days=1
+        )
+        .certificate
+    )  # expired: refused with keyCertSign or without
     result = check.exercise_02_2(certificate, key, leaf)
     assert not result.passed and "even with keyCertSign on, the leaf is refused" in str(result)
 
@@ -259,12 +284,16 @@ def test_2_3_an_unencrypted_key_is_refused(tmp_path: Path, ca_key: ec.EllipticCu
     path = save_private_key(ca_key, tmp_path / "ca.key")
     result = check.exercise_02_3(path, b"correct horse", ca_key=ca_key)
     assert not result.passed
-    assert "pass password=... to save_private_key" in str(result) and "it loads without a password" in str(result)
+    assert "pass password=... to save_private_key" in str(result) and "it loads without a password" in str(
+        result
+    )
 
 
 def test_2_3_another_key_or_a_wrong_password(tmp_path: Path, ca_key: ec.EllipticCurvePrivateKey) -> None:
     other = save_private_key(ec.generate_private_key(ec.SECP256R1()), tmp_path / "other.key", password=b"pw")
-    assert "it loads, but it is another key than ca_key" in str(check.exercise_02_3(other, b"pw", ca_key=ca_key))
+    assert "it loads, but it is another key than ca_key" in str(
+        check.exercise_02_3(other, b"pw", ca_key=ca_key)
+    )
     mine = save_private_key(ca_key, tmp_path / "ca.key", password=b"pw")
     wrong = str(check.exercise_02_3(mine, b"not the password", ca_key=ca_key))
     assert "key_password does not open the file" in wrong and "another key" not in wrong

@@ -53,7 +53,9 @@ def test_3_1_passes_for_both_names(ca: CertificateAuthority) -> None:
 
 
 def test_3_1_the_address_written_as_a_dns_name(ca: CertificateAuthority) -> None:
-    certificate = ca.sign_csr(api_csr(x509.DNSName("api.localhost"), x509.DNSName("127.0.0.2")), profile="server")
+    certificate = ca.sign_csr(
+        api_csr(x509.DNSName("api.localhost"), x509.DNSName("127.0.0.2")), profile="server"
+    )
     result = check.exercise_03_1(certificate, ca_certificate=ca.certificate)
     assert not result.passed
     assert "127.0.0.2 is written as a DNS name" in str(result)
@@ -71,11 +73,14 @@ def test_3_1_the_default_names_are_not_the_exercise(ca: CertificateAuthority) ->
 def test_3_1_an_extra_name_and_the_server_key_reused_are_named(ca: CertificateAuthority) -> None:
     """The learner kept localhost in the SAN and signed with server_key: both used to pass."""
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server_certificate = ca.sign_csr(create_csr(server_key, "localhost", names=["localhost", "127.0.0.1"]),
-                                     profile="server")
+    server_certificate = ca.sign_csr(
+        create_csr(server_key, "localhost", names=["localhost", "127.0.0.1"]), profile="server"
+    )
     names = ["api.localhost", "127.0.0.2", "localhost"]
     certificate = ca.sign_csr(create_csr(server_key, "api.localhost", names=names), profile="server")
-    result = check.exercise_03_1(certificate, ca_certificate=ca.certificate, server_certificate=server_certificate)
+    result = check.exercise_03_1(
+        certificate, ca_certificate=ca.certificate, server_certificate=server_certificate
+    )
     assert not result.passed
     problems = [text for ok, text in result.points if not ok]
     assert problems == [
@@ -87,8 +92,11 @@ def test_3_1_an_extra_name_and_the_server_key_reused_are_named(ca: CertificateAu
 
 def test_3_1_a_new_key_passes_beside_the_server_certificate(ca: CertificateAuthority) -> None:
     server_certificate = ca.issue_server_certificate().certificate
-    result = check.exercise_03_1(ca.sign_csr(api_csr(), profile="server"), ca_certificate=ca.certificate,
-                                 server_certificate=server_certificate)
+    result = check.exercise_03_1(
+        ca.sign_csr(api_csr(), profile="server"),
+        ca_certificate=ca.certificate,
+        server_certificate=server_certificate,
+    )
     assert result.passed, result
 
 
@@ -114,7 +122,7 @@ def change_address(csr: x509.CertificateSigningRequest) -> x509.CertificateSigni
     der = csr.public_bytes(serialization.Encoding.DER)
     old, new = ipaddress.ip_address("127.0.0.2").packed, ipaddress.ip_address("10.0.0.2").packed
     at = der.rindex(old)
-    return x509.load_der_x509_csr(der[:at] + new + der[at + len(old):])
+    return x509.load_der_x509_csr(der[:at] + new + der[at + len(old) :])
 
 
 def test_3_2_not_attempted(ca: CertificateAuthority) -> None:
@@ -173,9 +181,16 @@ def test_3_2_strict_mode_raises(monkeypatch: pytest.MonkeyPatch, ca: Certificate
 # -- 3.3 a one-day certificate ----------------------------------------------------------
 
 
-def verification_error_in_two_days(ca: CertificateAuthority, certificate: x509.Certificate) -> VerificationError:
+def verification_error_in_two_days(
+    ca: CertificateAuthority, certificate: x509.Certificate
+) -> VerificationError:
     later = datetime.datetime.now(UTC) + datetime.timedelta(days=2)
-    verifier = PolicyBuilder().store(Store([ca.certificate])).time(later).build_server_verifier(x509.DNSName("localhost"))
+    verifier = (
+        PolicyBuilder()
+        .store(Store([ca.certificate]))
+        .time(later)
+        .build_server_verifier(x509.DNSName("localhost"))
+    )
     with pytest.raises(VerificationError) as caught:
         verifier.verify(certificate, [])
     return caught.value
@@ -209,7 +224,9 @@ def test_3_3_the_error_must_be_the_verifiers(ca: CertificateAuthority) -> None:
 def test_3_3_an_error_about_the_name_is_not_the_expiry(ca: CertificateAuthority) -> None:
     """Verified now, for a name the certificate does not carry: a VerificationError, but not about the date."""
     certificate = ca.issue_server_certificate(valid_days=1).certificate
-    verifier = PolicyBuilder().store(Store([ca.certificate])).build_server_verifier(x509.DNSName("example.com"))
+    verifier = (
+        PolicyBuilder().store(Store([ca.certificate])).build_server_verifier(x509.DNSName("example.com"))
+    )
     with pytest.raises(VerificationError) as caught:
         verifier.verify(certificate, [])
     result = check.exercise_03_3(certificate, caught.value, ca_certificate=ca.certificate)
@@ -221,9 +238,12 @@ def test_3_3_an_error_about_the_name_is_not_the_expiry(ca: CertificateAuthority)
 
 def test_3_3_the_expiry_error_is_named_as_such(ca: CertificateAuthority) -> None:
     certificate = ca.issue_server_certificate(valid_days=1).certificate
-    result = check.exercise_03_3(certificate, verification_error_in_two_days(ca, certificate),
-                                 ca_certificate=ca.certificate)
-    assert "error_in_two_days is the verifier's refusal for the date ('not valid at validation time')" in str(result)
+    result = check.exercise_03_3(
+        certificate, verification_error_in_two_days(ca, certificate), ca_certificate=ca.certificate
+    )
+    assert "error_in_two_days is the verifier's refusal for the date ('not valid at validation time')" in str(
+        result
+    )
 
 
 def test_3_3_strict_mode_raises(monkeypatch: pytest.MonkeyPatch, ca: CertificateAuthority) -> None:

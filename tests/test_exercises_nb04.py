@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 from lab_helpers import CertificateAuthority, check, create_csr, generate_private_key, write_atomic
-from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 pytestmark = pytest.mark.usefixtures("lenient_checks")
 
@@ -51,7 +51,9 @@ def test_4_1_alices_key_for_bob_is_named(lab_ca: CertificateAuthority) -> None:
     alice = lab_ca.issue_client_certificate("alice")
     bob = lab_ca.sign_csr(create_csr(alice.private_key, "bob"), profile="client", names=BOB_NAMES)
     result = check.exercise_04_1(bob, alice.private_key, ca=lab_ca, alice_certificate=alice.certificate)
-    assert missing(result) == ["bob_key is alice's key (client_key): give bob a key of his own, generated as in step 3"]
+    assert missing(result) == [
+        "bob_key is alice's key (client_key): give bob a key of his own, generated as in step 3"
+    ]
     own = generate_private_key()
     bob = lab_ca.sign_csr(create_csr(own, "bob"), profile="client", names=BOB_NAMES)
     assert check.exercise_04_1(bob, own, ca=lab_ca, alice_certificate=alice.certificate).passed
@@ -86,7 +88,9 @@ def test_4_1_another_ca_is_not_the_lab_ca(lab_ca: CertificateAuthority) -> None:
 def test_4_1_a_key_that_is_not_a_key(lab_ca: CertificateAuthority) -> None:
     issued = lab_ca.issue_client_certificate("bob", names=BOB_NAMES)
     result = check.exercise_04_1(issued.certificate, "bob.key", ca=lab_ca)
-    assert missing(result) == ["bob_key should be the certificate's private key (an EC, RSA or Ed25519 private key), not str"]
+    assert missing(result) == [
+        "bob_key should be the certificate's private key (an EC, RSA or Ed25519 private key), not str"
+    ]
 
 
 def test_4_1_strict_mode_raises(lab_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +148,9 @@ def test_4_3_names_empty_leaves_the_san_out_and_the_validator_refuses(lab_ca: Ce
     result = check.exercise_04_3(certificate, key, False, ca=lab_ca)
     assert result.passed, result
     assert any("greeted alice" in text for ok, text in result.points if ok)
-    assert "two verifiers, two answers" in str(result)  # the lesson comes with the answer, not before the exercise
+    assert "two verifiers, two answers" in str(
+        result
+    )  # the lesson comes with the answer, not before the exercise
 
 
 def test_4_3_a_certificate_with_a_san_and_a_wrong_verdict(lab_ca: CertificateAuthority) -> None:
@@ -171,7 +177,9 @@ def test_4_3_strict_mode_raises(lab_ca: CertificateAuthority, monkeypatch: pytes
 # -- 4.4 A bundle with its CA ---------------------------------------------------------------
 
 
-def _bundle(lab_ca: CertificateAuthority, path: Path, *, password: bytes | None, cas: bool, private: bool = True):
+def _bundle(
+    lab_ca: CertificateAuthority, path: Path, *, password: bytes | None, cas: bool, private: bool = True
+):
     issued = lab_ca.issue_client_certificate("alice")
     encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     data = pkcs12.serialize_key_and_certificates(
@@ -181,21 +189,30 @@ def _bundle(lab_ca: CertificateAuthority, path: Path, *, password: bytes | None,
 
 
 def test_4_4_not_attempted(lab_ca: CertificateAuthority) -> None:
-    result = check.exercise_04_4(None, None, client_certificate=lab_ca.certificate, ca_certificate=lab_ca.certificate)
+    result = check.exercise_04_4(
+        None, None, client_certificate=lab_ca.certificate, ca_certificate=lab_ca.certificate
+    )
     assert result.status == NOT_ATTEMPTED
 
 
 def test_4_4_an_encrypted_bundle_with_the_ca_passes(lab_ca: CertificateAuthority, tmp_path: Path) -> None:
     issued, path = _bundle(lab_ca, tmp_path / "alice.p12", password=b"secret", cas=True)
-    result = check.exercise_04_4(path, b"secret", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate)
+    result = check.exercise_04_4(
+        path, b"secret", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate
+    )
     assert result.passed, result
 
 
 def test_4_4_without_the_ca_or_a_password(lab_ca: CertificateAuthority, tmp_path: Path) -> None:
     issued, path = _bundle(lab_ca, tmp_path / "alice.p12", password=None, cas=False, private=False)
-    result = check.exercise_04_4(path, b"secret", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate)
+    result = check.exercise_04_4(
+        path, b"secret", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate
+    )
     assert not result.passed
-    assert "it opens without a password: encrypt it with serialization.BestAvailableEncryption(password)" in missing(result)
+    assert (
+        "it opens without a password: encrypt it with serialization.BestAvailableEncryption(password)"
+        in missing(result)
+    )
     assert "it does not carry the lab CA certificate: pass cas=[ca.certificate]" in missing(result)
     if os.name == "posix":  # file modes exist there only
         assert any("so others can read it" in text for text in missing(result))
@@ -203,19 +220,28 @@ def test_4_4_without_the_ca_or_a_password(lab_ca: CertificateAuthority, tmp_path
 
 def test_4_4_a_wrong_password(lab_ca: CertificateAuthority, tmp_path: Path) -> None:
     issued, path = _bundle(lab_ca, tmp_path / "alice.p12", password=b"secret", cas=True)
-    result = check.exercise_04_4(path, b"guess", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate)
+    result = check.exercise_04_4(
+        path, b"guess", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate
+    )
     assert any("does not open with alice_p12_password" in text for text in missing(result))
 
 
 def test_4_4_a_missing_file(lab_ca: CertificateAuthority, tmp_path: Path) -> None:
     result = check.exercise_04_4(
-        tmp_path / "nowhere.p12", b"secret", client_certificate=lab_ca.certificate, ca_certificate=lab_ca.certificate
+        tmp_path / "nowhere.p12",
+        b"secret",
+        client_certificate=lab_ca.certificate,
+        ca_certificate=lab_ca.certificate,
     )
     assert any("does not exist" in text for text in missing(result))
 
 
-def test_4_4_strict_mode_raises(lab_ca: CertificateAuthority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_4_4_strict_mode_raises(
+    lab_ca: CertificateAuthority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     issued, path = _bundle(lab_ca, tmp_path / "alice.p12", password=b"secret", cas=False)
     strict(monkeypatch)
     with pytest.raises(AssertionError, match="does not pass its own check"):
-        check.exercise_04_4(path, b"secret", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate)
+        check.exercise_04_4(
+            path, b"secret", client_certificate=issued.certificate, ca_certificate=lab_ca.certificate
+        )

@@ -6,9 +6,9 @@ import ssl
 from collections.abc import Iterator
 
 import pytest
+from exercise_checks import NOT_ATTEMPTED, missing
 
 from lab_helpers import LabPaths, LabRequestHandler, MTLSServer, build_server_context, check
-from exercise_checks import NOT_ATTEMPTED, missing
 
 pytestmark = pytest.mark.usefixtures("lenient_checks")
 
@@ -22,8 +22,14 @@ def started() -> Iterator[list[MTLSServer]]:
         server.stop()
 
 
-def start(started: list[MTLSServer], paths: LabPaths, *, name: str | None, handler: type = LabRequestHandler,
-          **context_options: object) -> MTLSServer:
+def start(
+    started: list[MTLSServer],
+    paths: LabPaths,
+    *,
+    name: str | None,
+    handler: type = LabRequestHandler,
+    **context_options: object,
+) -> MTLSServer:
     context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert, **context_options)
     server = MTLSServer(context, name=name, handler=handler, handshake_timeout=2.0).start()
     started.append(server)
@@ -31,14 +37,14 @@ def start(started: list[MTLSServer], paths: LabPaths, *, name: str | None, handl
 
 
 class URIHandler(LabRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_text(200, self.client_identity.uris[0] + "\n")
 
 
 class AliceOnlyHandler(LabRequestHandler):
     """Answers with alice's URI whoever asks: the answer written into the code."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_text(200, "spiffe://lab.example/user/alice\n")
 
 
@@ -100,7 +106,9 @@ def test_5_1_step_2s_context_changed_in_place_is_named(lab_pki: LabPaths, starte
     assert check.exercise_05_1(own, paths=lab_pki, context=context).passed
 
 
-def test_5_1_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_5_1_strict_mode_raises(
+    lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = start(started, lab_pki, name="test-tls13")
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -123,15 +131,23 @@ def test_5_2_a_handler_that_reads_the_uri_passes(lab_pki: LabPaths, started: lis
 def test_5_2_the_lab_handler_greets_by_name(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
     server = start(started, lab_pki, name="test-uri")
     result = check.exercise_05_2(server, paths=lab_pki)
-    assert "it serves with the lab's own handler, which greets by commonName: pass handler=YourHandler" in missing(result)
+    assert (
+        "it serves with the lab's own handler, which greets by commonName: pass handler=YourHandler"
+        in missing(result)
+    )
 
 
-def test_5_2_a_constant_answer_is_caught_by_the_second_client(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+def test_5_2_a_constant_answer_is_caught_by_the_second_client(
+    lab_pki: LabPaths, started: list[MTLSServer]
+) -> None:
     server = start(started, lab_pki, name="test-uri", handler=AliceOnlyHandler)
     result = check.exercise_05_2(server, paths=lab_pki)
     assert not result.passed
     assert len(missing(result)) == 1
-    assert "read the URI from self.client_identity, which holds the certificate of this connection" in missing(result)[0]
+    assert (
+        "read the URI from self.client_identity, which holds the certificate of this connection"
+        in missing(result)[0]
+    )
 
 
 def test_5_2_not_a_server(lab_pki: LabPaths) -> None:
@@ -139,7 +155,9 @@ def test_5_2_not_a_server(lab_pki: LabPaths) -> None:
     assert missing(result) == ["uri_server should be the MTLSServer you started, not type"]
 
 
-def test_5_2_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_5_2_strict_mode_raises(
+    lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = start(started, lab_pki, name="test-uri", handler=AliceOnlyHandler)
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -149,14 +167,14 @@ def test_5_2_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], mo
 class TupleHandler(LabRequestHandler):
     """Reads the identity of the connection, then sends the whole tuple: the mistake of formatting uris itself."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_text(200, f"{self.client_identity.uris}\n")
 
 
 class FailingHandler(LabRequestHandler):
     """Asks the identity for a field it does not have."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_text(200, self.client_identity.uri + "\n")  # type: ignore[attr-defined]
 
 
@@ -177,14 +195,18 @@ def test_5_2_a_constant_is_named_by_the_uri_it_sent(lab_pki: LabPaths, started: 
     assert "got 'spiffe://lab.example/user/alice', the URI of another client" in problem
 
 
-def test_5_2_a_handler_that_raises_is_named_with_its_exception(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+def test_5_2_a_handler_that_raises_is_named_with_its_exception(
+    lab_pki: LabPaths, started: list[MTLSServer]
+) -> None:
     server = start(started, lab_pki, name="test-uri", handler=FailingHandler)
     problems = missing(check.exercise_05_2(server, paths=lab_pki))
     assert len(problems) == 2
     assert all("your do_GET raised AttributeError" in text and "'uri'" in text for text in problems)
 
 
-def test_5_2_a_stopped_server_says_to_run_the_exercise_cell_again(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+def test_5_2_a_stopped_server_says_to_run_the_exercise_cell_again(
+    lab_pki: LabPaths, started: list[MTLSServer]
+) -> None:
     server = start(started, lab_pki, name="test-uri", handler=URIHandler)
     server.stop()
     assert missing(check.exercise_05_2(server, paths=lab_pki)) == [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from exercise_checks import NOT_ATTEMPTED, missing
 
 from lab_helpers import (
     CertificateAuthority,
@@ -23,12 +24,19 @@ from lab_helpers import (
     save_certificate,
     save_private_key,
 )
-from exercise_checks import NOT_ATTEMPTED, missing
 
 pytestmark = pytest.mark.usefixtures("lenient_checks")
 
-WATCHED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
-           "NO_PROXY", "no_proxy")
+WATCHED = (
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
 
 
 # -- 6.1 The three requests in plain requests ---------------------------------------------------
@@ -37,14 +45,22 @@ WATCHED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy",
 def right_plain_get(url, *, ca_file=None, cert_file=None, key_file=None, timeout=5.0):  # type: ignore[no-untyped-def]
     with requests.Session() as plain:
         plain.trust_env = False
-        return plain.get(url, verify=str(ca_file) if ca_file is not None else True,
-                         cert=(str(cert_file), str(key_file)) if cert_file is not None else None, timeout=timeout)
+        return plain.get(
+            url,
+            verify=str(ca_file) if ca_file is not None else True,
+            cert=(str(cert_file), str(key_file)) if cert_file is not None else None,
+            timeout=timeout,
+        )
 
 
 def careless_plain_get(url, *, ca_file=None, cert_file=None, key_file=None, timeout=5.0):  # type: ignore[no-untyped-def]
     """requests.get reads the environment: the proxy variable catches it."""
-    return requests.get(url, verify=str(ca_file) if ca_file is not None else True,
-                        cert=(str(cert_file), str(key_file)) if cert_file is not None else None, timeout=timeout)
+    return requests.get(
+        url,
+        verify=str(ca_file) if ca_file is not None else True,
+        cert=(str(cert_file), str(key_file)) if cert_file is not None else None,
+        timeout=timeout,
+    )
 
 
 def session_verify_plain_get(url, *, ca_file=None, cert_file=None, key_file=None, timeout=5.0):  # type: ignore[no-untyped-def]
@@ -58,8 +74,11 @@ def session_verify_plain_get(url, *, ca_file=None, cert_file=None, key_file=None
 def no_timeout_plain_get(url, *, ca_file=None, cert_file=None, key_file=None, timeout=5.0):  # type: ignore[no-untyped-def]
     with requests.Session() as plain:
         plain.trust_env = False
-        return plain.get(url, verify=str(ca_file) if ca_file is not None else True,
-                         cert=(str(cert_file), str(key_file)) if cert_file is not None else None)
+        return plain.get(
+            url,
+            verify=str(ca_file) if ca_file is not None else True,
+            cert=(str(cert_file), str(key_file)) if cert_file is not None else None,
+        )
 
 
 def lab_plain_get(url, *, ca_file=None, cert_file=None, key_file=None, timeout=5.0):  # type: ignore[no-untyped-def]
@@ -84,8 +103,10 @@ def test_6_1_a_right_function_passes_and_the_environment_is_restored(
 def test_6_1_requests_get_goes_to_the_proxy(mtls_server: MTLSServer, lab_pki: LabPaths) -> None:
     result = check.exercise_06_1(careless_plain_get, server=mtls_server, paths=lab_pki)
     assert not result.passed
-    assert any(text.startswith("request 1 (CA and client certificate) failed: it went to the proxy")
-               for text in missing(result))
+    assert any(
+        text.startswith("request 1 (CA and client certificate) failed: it went to the proxy")
+        for text in missing(result)
+    )
 
 
 def test_6_1_the_ca_on_the_session_loses_to_the_variable(mtls_server: MTLSServer, lab_pki: LabPaths) -> None:
@@ -113,16 +134,20 @@ def test_6_1_a_function_that_takes_other_arguments(mtls_server: MTLSServer, lab_
 
 def test_6_1_a_stopped_lab_server_says_which_cell_starts_it(lab_pki: LabPaths) -> None:
     """After Run All the section's last cell has stopped the server: the check says what to run, and nothing else."""
-    server = MTLSServer(build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert), name=None)
+    server = MTLSServer(
+        build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert), name=None
+    )
     server.start().stop()
     result = check.exercise_06_1(right_plain_get, server=server, paths=lab_pki)
     assert missing(result) == [
-        'the lab server is not running (the last cell of this section stopped it): run the first cell of '
+        "the lab server is not running (the last cell of this section stopped it): run the first cell of "
         '"On your own" again, which starts it, then this check'
     ]
 
 
-def test_6_1_strict_mode_raises(mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_6_1_strict_mode_raises(
+    mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
         check.exercise_06_1(careless_plain_get, server=mtls_server, paths=lab_pki)
@@ -154,7 +179,9 @@ def test_6_2_the_servers_record_explained_passes(
 
 def test_6_2_no_certificate_and_the_wrong_explanation(mtls_server: MTLSServer, lab_pki: LabPaths) -> None:
     outcome = attempt(mtls_server.url, ca_file=lab_pki.ca_cert, server=mtls_server)
-    the_clients_view = explain(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))  # one of its forms
+    the_clients_view = explain(
+        ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    )  # one of its forms
     result = check.exercise_06_2(outcome, the_clients_view, server=mtls_server)
     assert "the server saw no client certificate: pass cert_file= and key_file=" in missing(result)
     assert any("explain what the server recorded instead" in text for text in missing(result))
@@ -172,18 +199,24 @@ def test_6_2_without_server_the_outcome_has_no_reason(
 def test_6_2_a_stopped_lab_server_says_which_cell_starts_it(
     lab_pki: LabPaths, other_ca_files: dict[str, Path]
 ) -> None:
-    server = MTLSServer(build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert), name=None)
+    server = MTLSServer(
+        build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert), name=None
+    )
     server.start()
     outcome = attempt(server.url, ca_file=lab_pki.ca_cert, server=server, **other_ca_files)
     server.stop()
-    result = check.exercise_06_2(outcome, explain(outcome.server_reason), server=server)  # used to raise LabError
+    result = check.exercise_06_2(
+        outcome, explain(outcome.server_reason), server=server
+    )  # used to raise LabError
     assert missing(result) == [
-        'the lab server is not running (the last cell of this section stopped it): run the first cell of '
+        "the lab server is not running (the last cell of this section stopped it): run the first cell of "
         '"On your own" again, which starts it, then this check'
     ]
 
 
-def test_6_2_strict_mode_raises(mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_6_2_strict_mode_raises(
+    mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
     outcome = attempt(mtls_server.url, ca_file=lab_pki.ca_cert, server=mtls_server)
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -199,7 +232,9 @@ def no_ip_server(lab_pki: LabPaths, tmp_path: Path) -> Iterator[MTLSServer]:
     issued = load_certificate_authority(lab_pki.ca_cert, lab_pki.ca_key).issue_server_certificate("localhost")
     cert = save_certificate(issued.certificate, tmp_path / "no-ip.crt")
     key = save_private_key(issued.private_key, tmp_path / "no-ip.key")
-    server = MTLSServer(build_server_context(cert, key, lab_pki.ca_cert), name=None, handshake_timeout=2.0).start()
+    server = MTLSServer(
+        build_server_context(cert, key, lab_pki.ca_cert), name=None, handshake_timeout=2.0
+    ).start()
     yield server
     server.stop()
 
@@ -233,11 +268,15 @@ def test_6_3_by_name_is_not_by_address(no_ip_server: MTLSServer, lab_pki: LabPat
     """By name, with a localhost-only certificate: only the URL is wrong, not the certificate."""
     outcome = attempt(no_ip_server.url, server=no_ip_server, **files(lab_pki))
     result = check.exercise_06_3(outcome, paths=lab_pki, server=no_ip_server)
-    assert missing(result) == ["the URL names the server 'localhost': use its address, https://127.0.0.1:PORT/"]
+    assert missing(result) == [
+        "the URL names the server 'localhost': use its address, https://127.0.0.1:PORT/"
+    ]
     assert "has an IP entry" not in str(result)
 
 
-def test_6_3_a_stopped_server_says_to_run_the_exercise_cell_again(no_ip_server: MTLSServer, lab_pki: LabPaths) -> None:
+def test_6_3_a_stopped_server_says_to_run_the_exercise_cell_again(
+    no_ip_server: MTLSServer, lab_pki: LabPaths
+) -> None:
     outcome = attempt(f"https://127.0.0.1:{no_ip_server.port}/", server=no_ip_server, **files(lab_pki))
     no_ip_server.stop()
     result = check.exercise_06_3(outcome, paths=lab_pki, server=no_ip_server)
@@ -254,7 +293,9 @@ def test_6_3_a_stopped_server_cannot_show_the_name_works(no_ip_server: MTLSServe
     assert len(missing(result)) == 1 and "keep the server running" in missing(result)[0]
 
 
-def test_6_3_strict_mode_raises(mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_6_3_strict_mode_raises(
+    mtls_server: MTLSServer, lab_pki: LabPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
     outcome = attempt(f"https://127.0.0.1:{mtls_server.port}/", server=mtls_server, **files(lab_pki))
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
     with pytest.raises(AssertionError, match="does not pass its own check"):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from exercise_checks import NOT_ATTEMPTED, missing
 
 from lab_helpers import CatalogLab, MTLSServer, attempt, build_server_context, lab_session, run_case
 from lab_helpers.exercises import nb07
 from lab_helpers.files import load_certificate, save_certificate, save_private_key
 from lab_helpers.pki import CertificateAuthority
-from exercise_checks import NOT_ATTEMPTED, missing
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,9 @@ def server(lab: CatalogLab) -> Iterator[MTLSServer]:
 # -- 7.1 a failure that is not in the catalog -------------------------------------
 
 
-def alice_with_extension(lab: CatalogLab, *, critical: bool, signer: CertificateAuthority | None = None) -> x509.Certificate:
+def alice_with_extension(
+    lab: CatalogLab, *, critical: bool, signer: CertificateAuthority | None = None
+) -> x509.Certificate:
     original = load_certificate(lab.client[0])
     builder = (
         x509.CertificateBuilder()
@@ -64,14 +66,18 @@ def test_7_1_not_attempted(lab: CatalogLab) -> None:
     assert nb07.exercise_1(None, None, ca_certificate=lab.ca.certificate).status == NOT_ATTEMPTED
 
 
-def test_7_1_passes_for_a_critical_unknown_extension(lab: CatalogLab, server: MTLSServer, tmp_path: Path) -> None:
+def test_7_1_passes_for_a_critical_unknown_extension(
+    lab: CatalogLab, server: MTLSServer, tmp_path: Path
+) -> None:
     certificate = alice_with_extension(lab, critical=True)
     outcome = present(lab, server, certificate, tmp_path)
     result = nb07.exercise_1(certificate, outcome, ca_certificate=lab.ca.certificate)
     assert result.passed, result
 
 
-def test_7_1_a_non_critical_extension_is_accepted_and_says_so(lab: CatalogLab, server: MTLSServer, tmp_path: Path) -> None:
+def test_7_1_a_non_critical_extension_is_accepted_and_says_so(
+    lab: CatalogLab, server: MTLSServer, tmp_path: Path
+) -> None:
     certificate = alice_with_extension(lab, critical=False)
     outcome = present(lab, server, certificate, tmp_path)
     assert outcome.ok  # the negative control: a non-critical unknown extension is simply ignored
@@ -100,21 +106,32 @@ def test_7_1_a_non_critical_extension_says_why_the_request_succeeded(
     lab: CatalogLab, server: MTLSServer, tmp_path: Path
 ) -> None:
     outcome = present(lab, server, alice_with_extension(lab, critical=False), tmp_path)
-    result = nb07.exercise_1(alice_with_extension(lab, critical=False), outcome, ca_certificate=lab.ca.certificate)
-    assert "the request succeeded: an extension nobody knows is ignored unless it is marked critical" in missing(result)
+    result = nb07.exercise_1(
+        alice_with_extension(lab, critical=False), outcome, ca_certificate=lab.ca.certificate
+    )
+    assert (
+        "the request succeeded: an extension nobody knows is ignored unless it is marked critical"
+        in missing(result)
+    )
     assert not any("server=server" in text for text in missing(result))
 
 
-def test_7_1_an_outcome_without_the_server_side_says_so(lab: CatalogLab, server: MTLSServer, tmp_path: Path) -> None:
+def test_7_1_an_outcome_without_the_server_side_says_so(
+    lab: CatalogLab, server: MTLSServer, tmp_path: Path
+) -> None:
     certificate = alice_with_extension(lab, critical=True)
     cert_file = save_certificate(certificate, tmp_path / "presented.crt")
-    outcome = attempt(server.url, ca_file=lab.ca_file, cert_file=cert_file, key_file=lab.client[1])  # no server=
+    outcome = attempt(
+        server.url, ca_file=lab.ca_file, cert_file=cert_file, key_file=lab.client[1]
+    )  # no server=
     result = nb07.exercise_1(certificate, outcome, ca_certificate=lab.ca.certificate)
     assert missing(result) == [
         "your outcome has no server side: pass server=server to attempt(), so that it carries the reason the "
         "server recorded"
     ]
-    assert "RFC 5280" in (result.hint or "") and "UnrecognizedExtension" not in (result.hint or "")  # the idea, not the code
+    assert "RFC 5280" in (result.hint or "") and "UnrecognizedExtension" not in (
+        result.hint or ""
+    )  # the idea, not the code
 
 
 def test_7_1_the_signature_is_checked_even_when_the_server_objects_to_the_extension_first(
@@ -122,7 +139,9 @@ def test_7_1_the_signature_is_checked_even_when_the_server_objects_to_the_extens
 ) -> None:
     certificate = alice_with_extension(lab, critical=True, signer=lab.other_ca)
     outcome = present(lab, server, certificate, tmp_path)
-    assert outcome.server_reason == "unhandled critical extension"  # OpenSSL looks at extensions before signatures
+    assert (
+        outcome.server_reason == "unhandled critical extension"
+    )  # OpenSSL looks at extensions before signatures
     result = nb07.exercise_1(certificate, outcome, ca_certificate=lab.ca.certificate)
     assert not result.passed
     assert missing(result) == [
@@ -135,7 +154,10 @@ def test_7_1_an_outcome_of_a_catalogued_failure_is_not_it(lab: CatalogLab) -> No
     outcome = run_case("client-certificate-expired", lab).outcome
     result = nb07.exercise_1(certificate, outcome, ca_certificate=lab.ca.certificate)
     assert not result.passed
-    assert any("recorded 'certificate has expired', not 'unhandled critical extension'" in text for text in missing(result))
+    assert any(
+        "recorded 'certificate has expired', not 'unhandled critical extension'" in text
+        for text in missing(result)
+    )
     assert any("explain() recognises 'certificate has expired'" in text for text in missing(result))
 
 
@@ -181,7 +203,9 @@ def test_7_2_the_expired_alert_is_named_as_case_11s(lab: CatalogLab) -> None:
         [problem] = missing(result)
         assert problem.startswith(f"{guess!r} is case 11's alert. RFC 8446 would allow it here too")
         assert "OpenSSL sends it only for a certificate past its notAfter" in problem
-        assert "BAD_CERTIFICATE" not in problem.upper() and "copy" not in problem  # points at the idea, not the value
+        assert (
+            "BAD_CERTIFICATE" not in problem.upper() and "copy" not in problem
+        )  # points at the idea, not the value
     assert "BAD_CERTIFICATE" not in (result.hint or "").upper()
 
 
@@ -197,10 +221,15 @@ def test_7_2_the_clients_message_is_not_an_alert(lab: CatalogLab) -> None:
 def test_7_2_an_outcome_without_the_server_side_says_so(lab: CatalogLab, tmp_path: Path) -> None:
     tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
     future = lab.ca.issue_server_certificate(valid_from=tomorrow)
-    files = (save_certificate(future.certificate, tmp_path / "f.crt"), save_private_key(future.private_key, tmp_path / "f.key"))
+    files = (
+        save_certificate(future.certificate, tmp_path / "f.crt"),
+        save_private_key(future.private_key, tmp_path / "f.key"),
+    )
     with MTLSServer(build_server_context(*files, lab.ca_file), name=None) as server:
         with lab_session(ca_file=lab.ca_file, cert_file=lab.client[0], key_file=lab.client[1]) as session:
-            outcome = attempt(server.url, session=session)  # no server=: the outcome has only the client's side
+            outcome = attempt(
+                server.url, session=session
+            )  # no server=: the outcome has only the client's side
     result = nb07.exercise_2("SSLV3_ALERT_BAD_CERTIFICATE", outcome, lab=lab)
     assert missing(result) == ["your outcome has no server side: pass server=... to attempt() to record it"]
 
@@ -209,7 +238,10 @@ def test_7_2_an_expired_server_certificate_is_another_failure(lab: CatalogLab) -
     outcome = run_case("server-certificate-expired", lab).outcome
     result = nb07.exercise_2(outcome.server_reason, outcome, lab=lab)
     assert not result.passed
-    assert any("'server-certificate-expired', not 'server-certificate-not-yet-valid'" in text for text in missing(result))
+    assert any(
+        "'server-certificate-expired', not 'server-certificate-not-yet-valid'" in text
+        for text in missing(result)
+    )
 
 
 def test_7_2_strict_mode_raises(lab: CatalogLab, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,9 +259,15 @@ def repaired(lab: CatalogLab) -> dict[str, object]:
     fresh = lab.ca.issue_client_certificate("alice")
     folder = lab.directory
     return {
-        "server_pair": (save_certificate(both.certificate, folder / "t-both.crt"), save_private_key(both.private_key, folder / "t-both.key")),
+        "server_pair": (
+            save_certificate(both.certificate, folder / "t-both.crt"),
+            save_private_key(both.private_key, folder / "t-both.key"),
+        ),
         "verify": lab.ca_file,
-        "client_pair": (save_certificate(fresh.certificate, folder / "t-alice.crt"), save_private_key(fresh.private_key, folder / "t-alice.key")),
+        "client_pair": (
+            save_certificate(fresh.certificate, folder / "t-alice.crt"),
+            save_private_key(fresh.private_key, folder / "t-alice.key"),
+        ),
     }
 
 
@@ -238,7 +276,9 @@ def test_7_3_not_attempted(lab: CatalogLab) -> None:
 
 
 def test_7_3_passes_when_a_real_request_succeeds(lab: CatalogLab, repaired: dict[str, object]) -> None:
-    result = nb07.exercise_3(repaired["server_pair"], str(repaired["verify"]), repaired["client_pair"], lab=lab)
+    result = nb07.exercise_3(
+        repaired["server_pair"], str(repaired["verify"]), repaired["client_pair"], lab=lab
+    )
     assert result.passed, result
 
 
@@ -246,7 +286,10 @@ def test_7_3_the_broken_set_up_fails(lab: CatalogLab) -> None:
     result = nb07.exercise_3(lab.server_other_host, lab.other_ca_file, lab.client_expired, lab=lab)
     assert not result.passed
     assert any("does not name localhost" in text for text in missing(result))
-    assert any(text.startswith("the request still fails: SSLError (server-ca-not-trusted)") for text in missing(result))
+    assert any(
+        text.startswith("the request still fails: SSLError (server-ca-not-trusted)")
+        for text in missing(result)
+    )
 
 
 def test_7_3_an_expired_client_is_still_found(lab: CatalogLab, repaired: dict[str, object]) -> None:
@@ -255,9 +298,13 @@ def test_7_3_an_expired_client_is_still_found(lab: CatalogLab, repaired: dict[st
     assert any("the server saw 'certificate has expired'" in text for text in missing(result))
 
 
-def test_7_3_dropping_a_name_or_verification_is_not_a_repair(lab: CatalogLab, repaired: dict[str, object]) -> None:
+def test_7_3_dropping_a_name_or_verification_is_not_a_repair(
+    lab: CatalogLab, repaired: dict[str, object]
+) -> None:
     result = nb07.exercise_3(lab.server, repaired["verify"], repaired["client_pair"], lab=lab)
-    assert not result.passed and missing(result) == ["the server's certificate lost api.example.com: clients use that name too, keep it"]
+    assert not result.passed and missing(result) == [
+        "the server's certificate lost api.example.com: clients use that name too, keep it"
+    ]
     result = nb07.exercise_3(repaired["server_pair"], False, repaired["client_pair"], lab=lab)
     assert not result.passed and "verification stays on" in missing(result)[0]
 

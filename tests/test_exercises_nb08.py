@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from exercise_checks import NOT_ATTEMPTED, missing
 
 from lab_helpers import ANY_CLIENT, AccessPolicy, CertificateAuthority, ClientIdentity, Decision
 from lab_helpers.exercises import nb08
-from exercise_checks import NOT_ATTEMPTED, missing
 
 ALICE = "spiffe://lab.example/user/alice"
 BOB = "spiffe://lab.example/user/bob"
@@ -46,15 +46,24 @@ def world() -> World:
         alice=alice.certificate,
         bob=lab_ca.issue_client_certificate("bob").certificate,
         impostor=partner_ca.issue_client_certificate("alice", names=[ALICE]).certificate,
-        alice_renewed=lab_ca.issue_client_certificate("alice", names=[ALICE, "alice@lab.example"]).certificate,
+        alice_renewed=lab_ca.issue_client_certificate(
+            "alice", names=[ALICE, "alice@lab.example"]
+        ).certificate,
         alice_same_key=lab_ca.sign_csr(alice.csr, profile="client"),
     )
 
 
 def bound(world: World, policy: AccessPolicy | None = None, *, trust_domains: bool = True) -> AccessPolicy:
-    policy = (policy or AccessPolicy()).allow("/public", ANY_CLIENT).allow("/admin", ALICE).allow("/partner", PARTNER_ALICE)
+    policy = (
+        (policy or AccessPolicy())
+        .allow("/public", ANY_CLIENT)
+        .allow("/admin", ALICE)
+        .allow("/partner", PARTNER_ALICE)
+    )
     if trust_domains:
-        policy.trust_domain("lab.example", world.lab_ca.certificate).trust_domain("partner.example", world.partner_ca.certificate)
+        policy.trust_domain("lab.example", world.lab_ca.certificate).trust_domain(
+            "partner.example", world.partner_ca.certificate
+        )
     return policy
 
 
@@ -77,7 +86,9 @@ def test_8_1_passes_with_bound_plus_reports(world: World) -> None:
 def test_8_1_bound_alone_misses_the_reports(world: World) -> None:
     result = check_1(world, bound(world))
     assert not result.passed
-    assert missing(result) == ["bob cannot read /reports and everything under it: add a prefix rule for /reports that names BOB"]
+    assert missing(result) == [
+        "bob cannot read /reports and everything under it: add a prefix rule for /reports that names BOB"
+    ]
 
 
 def test_8_1_an_exact_rule_misses_the_pages_under_reports(world: World) -> None:
@@ -95,14 +106,18 @@ def test_8_1_dropping_the_trust_domains_lets_the_impostor_in(world: World) -> No
 
 def test_8_1_reports_for_everyone_is_too_much(world: World) -> None:
     result = check_1(world, bound(world).allow("/reports", ANY_CLIENT))
-    assert not result.passed and missing(result) == ["alice may read /reports: the /reports rule names bob only"]
+    assert not result.passed and missing(result) == [
+        "alice may read /reports: the /reports rule names bob only"
+    ]
 
 
 def test_8_1_allow_on_bound_changes_bound_and_says_so(world: World) -> None:
     """The learner's slip: reports_policy = bound.allow(...) passes every point and widens the running policy."""
     running = bound(world)
     reports_policy = running.allow("/reports", BOB)  # allow() returns the policy it changed: running itself
-    result = nb08.exercise_1(reports_policy, alice=world.alice, bob=world.bob, impostor=world.impostor, bound=running)
+    result = nb08.exercise_1(
+        reports_policy, alice=world.alice, bob=world.bob, impostor=world.impostor, bound=running
+    )
     assert not result.passed
     assert missing(result) == [
         "reports_policy is bound itself: allow() changes the policy it is called on, so bound, the running server's "
@@ -114,17 +129,29 @@ def test_8_1_allow_on_bound_changes_bound_and_says_so(world: World) -> None:
 def test_8_1_a_bound_changed_earlier_is_found_too(world: World) -> None:
     running = bound(world)
     running.allow("/reports", BOB)  # a first try that changed bound, then a correct new policy
-    result = nb08.exercise_1(bound(world).allow("/reports", BOB), alice=world.alice, bob=world.bob,
-                             impostor=world.impostor, bound=running)
+    result = nb08.exercise_1(
+        bound(world).allow("/reports", BOB),
+        alice=world.alice,
+        bob=world.bob,
+        impostor=world.impostor,
+        bound=running,
+    )
     assert not result.passed and missing(result)[0].startswith("bound now lets bob into /reports")
 
 
 def test_8_1_a_new_policy_leaves_bound_alone(world: World) -> None:
     running = bound(world)
-    result = nb08.exercise_1(bound(world).allow("/reports", BOB), alice=world.alice, bob=world.bob,
-                             impostor=world.impostor, bound=running)
+    result = nb08.exercise_1(
+        bound(world).allow("/reports", BOB),
+        alice=world.alice,
+        bob=world.bob,
+        impostor=world.impostor,
+        bound=running,
+    )
     assert result.passed, result
-    assert "bound is unchanged: reports_policy is a policy of its own" in [text for ok, text in result.points if ok]
+    assert "bound is unchanged: reports_policy is a policy of its own" in [
+        text for ok, text in result.points if ok
+    ]
     assert "allow(" not in (result.hint or "")  # the idea, not the code
 
 
@@ -177,7 +204,9 @@ def test_8_2_passes_with_a_subclass_on_top_of_the_policy(world: World) -> None:
 def test_8_2_the_plain_policy_lets_no_service_in(world: World) -> None:
     result = check_2(world, bound(world).allow("/metrics", ALICE))
     assert not result.passed
-    assert missing(result) == ["spiffe://lab.example/service/exporter cannot read /metrics and everything under it"]
+    assert missing(result) == [
+        "spiffe://lab.example/service/exporter cannot read /metrics and everything under it"
+    ]
 
 
 def test_8_2_the_naive_subclass_fails_three_ways(world: World) -> None:
@@ -211,8 +240,9 @@ def test_8_2_a_decide_that_returns_no_decision_is_named(world: World) -> None:
             return super().decide(client, target).allowed  # type: ignore[return-value]
 
     result = check_2(world, bound(world, ReturnsBool()).allow("/metrics", ALICE))
-    assert missing(result) == ["decide() must return a Decision (what super().decide() returns, or a replace() of it), "
-                               "not bool"]
+    assert missing(result) == [
+        "decide() must return a Decision (what super().decide() returns, or a replace() of it), not bool"
+    ]
 
 
 def test_8_2_strict_mode_raises(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,13 +267,21 @@ class KeyPinnedPolicy(AccessPolicy):
 
 def check_3(world: World, policy: object, same_key: object):
     return nb08.exercise_3(
-        policy, same_key,  # type: ignore[arg-type]
-        alice=world.alice, alice_renewed=world.alice_renewed, bob=world.bob, ca_certificate=world.lab_ca.certificate,
+        policy,
+        same_key,  # type: ignore[arg-type]
+        alice=world.alice,
+        alice_renewed=world.alice_renewed,
+        bob=world.bob,
+        ca_certificate=world.lab_ca.certificate,
     )
 
 
 def key_pinned(world: World) -> AccessPolicy:
-    return KeyPinnedPolicy(identify_by="fingerprint").allow("/public", ANY_CLIENT).allow("/admin", key_pin(world.alice))
+    return (
+        KeyPinnedPolicy(identify_by="fingerprint")
+        .allow("/public", ANY_CLIENT)
+        .allow("/admin", key_pin(world.alice))
+    )
 
 
 def test_8_3_not_attempted(world: World) -> None:
@@ -258,7 +296,11 @@ def test_8_3_passes_with_a_key_pin_and_a_same_key_renewal(world: World) -> None:
 def test_8_3_a_certificate_pin_refuses_the_same_key_renewal(world: World) -> None:
     from lab_helpers import fingerprint
 
-    pinned = AccessPolicy(identify_by="fingerprint").allow("/public", ANY_CLIENT).allow("/admin", fingerprint(world.alice))
+    pinned = (
+        AccessPolicy(identify_by="fingerprint")
+        .allow("/public", ANY_CLIENT)
+        .allow("/admin", fingerprint(world.alice))
+    )
     result = check_3(world, pinned, world.alice_same_key)
     assert not result.passed
     assert missing(result) == [
@@ -277,7 +319,9 @@ class CertificateHashPolicy(AccessPolicy):
 
 def test_8_3_hashing_the_whole_certificate_names_the_real_mistake(world: World) -> None:
     pin = hashlib.sha256(world.alice.public_bytes(Encoding.DER)).hexdigest()
-    policy = CertificateHashPolicy(identify_by="fingerprint").allow("/public", ANY_CLIENT).allow("/admin", pin)
+    policy = (
+        CertificateHashPolicy(identify_by="fingerprint").allow("/public", ANY_CLIENT).allow("/admin", pin)
+    )
     result = check_3(world, policy, world.alice_same_key)
     assert missing(result) == [
         "alice's same-key renewal cannot read /admin: your pin changes with the certificate; hash the "
@@ -295,8 +339,14 @@ class PinAlonePolicy(AccessPolicy):
 
 
 def test_8_3_identity_of_returning_the_pin_alone_is_named_not_a_traceback(world: World) -> None:
-    policy = PinAlonePolicy(identify_by="fingerprint").allow("/public", ANY_CLIENT).allow("/admin", key_pin(world.alice))
-    result = check_3(world, policy, world.alice_same_key)  # used to raise ValueError: too many values to unpack
+    policy = (
+        PinAlonePolicy(identify_by="fingerprint")
+        .allow("/public", ANY_CLIENT)
+        .allow("/admin", key_pin(world.alice))
+    )
+    result = check_3(
+        world, policy, world.alice_same_key
+    )  # used to raise ValueError: too many values to unpack
     assert not result.passed
     assert missing(result) == ['identity_of must return a pair (name, reason), not str: return pin, ""']
 
@@ -313,7 +363,9 @@ def test_8_3_the_renewal_must_keep_the_key_and_be_new(world: World) -> None:
     assert not result.passed
     assert "alice_same_key has another public key" in missing(result)[0]
     result = check_3(world, key_pinned(world), world.alice)
-    assert not result.passed and missing(result) == ["alice_same_key is alice's certificate itself: have the CA sign her CSR again"]
+    assert not result.passed and missing(result) == [
+        "alice_same_key is alice's certificate itself: have the CA sign her CSR again"
+    ]
 
 
 def test_8_3_strict_mode_raises(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 from lab_helpers import (
     CertificateAuthority,
@@ -19,7 +20,6 @@ from lab_helpers import (
     save_chain,
     save_private_key,
 )
-from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 pytestmark = pytest.mark.usefixtures("lenient_checks")
 
@@ -40,7 +40,12 @@ def issuing_ca(root: CertificateAuthority) -> CertificateAuthority:
 
 
 def deep_files(
-    root: CertificateAuthority, folder: Path, *, upper: int | None = 1, lower: int | None = 0, order: str = "right",
+    root: CertificateAuthority,
+    folder: Path,
+    *,
+    upper: int | None = 1,
+    lower: int | None = 0,
+    order: str = "right",
     with_root: bool = False,
 ) -> tuple[Path, Path]:
     policy_ca = root.create_intermediate("lab-policy-ca", path_length=upper)
@@ -55,7 +60,9 @@ def deep_files(
         chain = chain[:2]
     if with_root:
         chain.append(root.certificate)
-    return save_chain(chain, folder / "deep-chain.crt"), save_private_key(leaf.private_key, folder / "deep.key")
+    return save_chain(chain, folder / "deep-chain.crt"), save_private_key(
+        leaf.private_key, folder / "deep.key"
+    )
 
 
 def test_9_1_not_attempted(root: CertificateAuthority) -> None:
@@ -68,11 +75,15 @@ def test_9_1_the_right_chain_passes_through_a_real_server(root: CertificateAutho
     assert any("trusts only lab-root-ca accepted it" in text for ok, text in result.points if ok)
 
 
-def test_9_1_pathlen_zero_above_is_refused_by_verify_chain(root: CertificateAuthority, tmp_path: Path) -> None:
+def test_9_1_pathlen_zero_above_is_refused_by_verify_chain(
+    root: CertificateAuthority, tmp_path: Path
+) -> None:
     result = check.exercise_09_1(*deep_files(root, tmp_path, upper=0), root_certificate=root.certificate)
     assert not result.passed
-    assert ("lab-policy-ca has pathlen:0, so it may sign no CA at all: how many CAs must follow it in your chain?"
-            in missing(result))
+    assert (
+        "lab-policy-ca has pathlen:0, so it may sign no CA at all: how many CAs must follow it in your chain?"
+        in missing(result)
+    )
     assert not any("path_length=1" in text for text in missing(result))  # a question, not the value
     assert any(text.startswith("verify_chain refuses it: ") for text in missing(result))
     assert any("not tried until verify_chain accepts it" in text for text in missing(result))
@@ -86,7 +97,9 @@ def test_9_1_no_limit_works_but_allows_too_much(root: CertificateAuthority, tmp_
     ]
 
 
-def test_9_1_an_issuing_ca_that_could_create_a_ca_is_asked_a_question(root: CertificateAuthority, tmp_path: Path) -> None:
+def test_9_1_an_issuing_ca_that_could_create_a_ca_is_asked_a_question(
+    root: CertificateAuthority, tmp_path: Path
+) -> None:
     result = check.exercise_09_1(*deep_files(root, tmp_path, lower=1), root_certificate=root.certificate)
     assert missing(result) == [
         "lab-issuing-ca-2 has pathlen:1: its key could still create a CA below it; how many CAs does a CA that signs "
@@ -95,15 +108,26 @@ def test_9_1_an_issuing_ca_that_could_create_a_ca_is_asked_a_question(root: Cert
 
 
 def test_9_1_a_leaf_alone_and_a_root_in_the_file(root: CertificateAuthority, tmp_path: Path) -> None:
-    leaf_only = check.exercise_09_1(*deep_files(root, tmp_path, order="leaf only"), root_certificate=root.certificate)
-    assert ("localhost was signed by lab-issuing-ca-2, which is not in the file: a client that trusts only "
-            "lab-root-ca needs every CA between your leaf and the root") in missing(leaf_only)
+    leaf_only = check.exercise_09_1(
+        *deep_files(root, tmp_path, order="leaf only"), root_certificate=root.certificate
+    )
+    assert (
+        "localhost was signed by lab-issuing-ca-2, which is not in the file: a client that trusts only "
+        "lab-root-ca needs every CA between your leaf and the root"
+    ) in missing(leaf_only)
     assert not any("not in order" in text for text in missing(leaf_only))  # the old false lead
-    with_root = check.exercise_09_1(*deep_files(root, tmp_path, with_root=True), root_certificate=root.certificate)
-    assert "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)" in missing(with_root)
+    with_root = check.exercise_09_1(
+        *deep_files(root, tmp_path, with_root=True), root_certificate=root.certificate
+    )
+    assert (
+        "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)"
+        in missing(with_root)
+    )
 
 
-def test_9_1_the_leaf_and_its_issuer_alone_name_the_missing_ca(root: CertificateAuthority, tmp_path: Path) -> None:
+def test_9_1_the_leaf_and_its_issuer_alone_name_the_missing_ca(
+    root: CertificateAuthority, tmp_path: Path
+) -> None:
     """The learner's file: leaf + lab-issuing-ca-2. The check names the CA that is missing, not an order problem."""
     files = deep_files(root, tmp_path, order="one intermediate")
     result = check.exercise_09_1(*files, root_certificate=root.certificate)
@@ -114,17 +138,25 @@ def test_9_1_the_leaf_and_its_issuer_alone_name_the_missing_ca(root: Certificate
 
 
 def test_9_1_certificates_out_of_order(root: CertificateAuthority, tmp_path: Path) -> None:
-    result = check.exercise_09_1(*deep_files(root, tmp_path, order="swapped"), root_certificate=root.certificate)
-    assert ("localhost is followed by lab-policy-ca, but was signed by lab-issuing-ca-2: each certificate must be "
-            "followed by the CA that signed it") in missing(result)
+    result = check.exercise_09_1(
+        *deep_files(root, tmp_path, order="swapped"), root_certificate=root.certificate
+    )
+    assert (
+        "localhost is followed by lab-policy-ca, but was signed by lab-issuing-ca-2: each certificate must be "
+        "followed by the CA that signed it"
+    ) in missing(result)
 
 
 def test_9_1_files_that_do_not_exist(root: CertificateAuthority, tmp_path: Path) -> None:
-    result = check.exercise_09_1(tmp_path / "nowhere.crt", tmp_path / "nowhere.key", root_certificate=root.certificate)
+    result = check.exercise_09_1(
+        tmp_path / "nowhere.crt", tmp_path / "nowhere.key", root_certificate=root.certificate
+    )
     assert any("does not exist" in text for text in missing(result))
 
 
-def test_9_1_strict_mode_raises(root: CertificateAuthority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_9_1_strict_mode_raises(
+    root: CertificateAuthority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = deep_files(root, tmp_path, lower=None)
     strict(monkeypatch)
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -170,10 +202,14 @@ def test_9_2_no_limit_is_not_the_smallest(root: CertificateAuthority) -> None:
 def test_9_2_path_lengths_too_small_name_the_ca_where_the_chain_breaks(root: CertificateAuthority) -> None:
     result = check.exercise_09_2(alice_under(root, [1, 0, 0]), root_certificate=root.certificate)
     assert any(text.startswith("verify_chain refuses the chain: ") for text in missing(result))
-    assert "lab-region-ca has pathlen:1, and the chain breaks there, so verify_chain refuses it: " \
+    assert (
+        "lab-region-ca has pathlen:1, and the chain breaks there, so verify_chain refuses it: "
         "how many CAs follow lab-region-ca in this chain?" in missing(result)
-    assert "lab-department-ca has pathlen:0, and the chain breaks there, so verify_chain refuses it: " \
+    )
+    assert (
+        "lab-department-ca has pathlen:0, and the chain breaks there, so verify_chain refuses it: "
         "how many CAs follow lab-department-ca in this chain?" in missing(result)
+    )
     assert not any("lab-department-ca has pathlen:0, the smallest" in text for _, text in result.points)
     assert not any("greeted" in text for _, text in result.points)  # no request with a broken chain
 
@@ -181,9 +217,11 @@ def test_9_2_path_lengths_too_small_name_the_ca_where_the_chain_breaks(root: Cer
 def test_9_2_counting_the_leaf_is_named(root: CertificateAuthority) -> None:
     """The plausible mistake: a path length that counts the leaf too, so every value is one too many."""
     result = check.exercise_09_2(alice_under(root, [3, 2, 1]), root_certificate=root.certificate)
-    assert "lab-team-ca has pathlen:1, more than needed: verify_chain still accepts the chain with a smaller " \
-        "one. How many CAs follow lab-team-ca in this chain? (a path length counts the CAs that may follow, " \
+    assert (
+        "lab-team-ca has pathlen:1, more than needed: verify_chain still accepts the chain with a smaller "
+        "one. How many CAs follow lab-team-ca in this chain? (a path length counts the CAs that may follow, "
         "never the leaf)" in missing(result)
+    )
     assert len(missing(result)) == 3  # each of the three CAs, one too many
 
 
@@ -223,7 +261,11 @@ def started() -> Iterator[list[MTLSServer]]:
 
 
 def split_server(
-    started: list[MTLSServer], folder: Path, issuing_ca: CertificateAuthority, trusted: x509.Certificate, *,
+    started: list[MTLSServer],
+    folder: Path,
+    issuing_ca: CertificateAuthority,
+    trusted: x509.Certificate,
+    *,
     partial_chain: bool = True,
 ) -> MTLSServer:
     """A server with a certificate from lab-issuing-ca (sent with its chain) that trusts `trusted` for clients."""
@@ -248,9 +290,13 @@ def test_9_3_a_server_that_trusts_only_the_client_ca_passes(
 ) -> None:
     client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
     server = split_server(started, tmp_path, issuing_ca, client_ca.certificate)
-    result = check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
+    result = check.exercise_09_3(
+        server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca
+    )
     assert result.passed, result
-    assert any(text.startswith("alice, issued by lab-issuing-ca, was refused") for ok, text in result.points if ok)
+    assert any(
+        text.startswith("alice, issued by lab-issuing-ca, was refused") for ok, text in result.points if ok
+    )
 
 
 def test_9_3_a_server_that_trusts_the_root_lets_alice_in(
@@ -258,7 +304,9 @@ def test_9_3_a_server_that_trusts_the_root_lets_alice_in(
 ) -> None:
     client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
     server = split_server(started, tmp_path, issuing_ca, root.certificate, partial_chain=False)
-    result = check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
+    result = check.exercise_09_3(
+        server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca
+    )
     assert missing(result) == [
         "alice, issued by lab-issuing-ca, got in: the server trusts more than the client CA (the root?); "
         "give it the client CA's certificate alone"
@@ -270,7 +318,9 @@ def test_9_3_without_partial_chain_nobody_gets_in(
 ) -> None:
     client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
     server = split_server(started, tmp_path, issuing_ca, client_ca.certificate, partial_chain=False)
-    result = check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
+    result = check.exercise_09_3(
+        server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca
+    )
     [problem] = [text for text in missing(result) if text.startswith("your server refused dana")]
     assert "under which a path must end at a self-signed root, and your client CA is not one" in problem
     assert problem.endswith("set ssl.VERIFY_X509_PARTIAL_CHAIN in the context's verify_flags")
@@ -283,24 +333,35 @@ def test_9_3_a_leaf_only_server_does_not_tick_what_never_happened(
     client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
     leaf = issuing_ca.issue_server_certificate()
     context = build_server_context(
-        save_certificate(leaf.certificate, tmp_path / "server.crt"), save_private_key(leaf.private_key, tmp_path / "server.key"),
+        save_certificate(leaf.certificate, tmp_path / "server.crt"),
+        save_private_key(leaf.private_key, tmp_path / "server.key"),
         save_certificate(client_ca.certificate, tmp_path / "client-ca.crt"),
     )
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     server = MTLSServer(context, name=None, handshake_timeout=2.0).start()
     started.append(server)
-    result = check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
-    assert not any(ok and text.startswith("alice, issued by lab-issuing-ca, was refused") for ok, text in result.points)
-    assert ("not tested: alice refused your server first (TLSV1_ALERT_UNKNOWN_CA), so it never judged her certificate"
-            in missing(result))
+    result = check.exercise_09_3(
+        server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca
+    )
+    assert not any(
+        ok and text.startswith("alice, issued by lab-issuing-ca, was refused") for ok, text in result.points
+    )
+    assert (
+        "not tested: alice refused your server first (TLSV1_ALERT_UNKNOWN_CA), so it never judged her certificate"
+        in missing(result)
+    )
 
 
 def test_9_3_the_server_issuing_ca_is_not_a_client_ca(
     root: CertificateAuthority, issuing_ca: CertificateAuthority, started: list[MTLSServer], tmp_path: Path
 ) -> None:
     server = split_server(started, tmp_path, issuing_ca, issuing_ca.certificate)
-    result = check.exercise_09_3(server, issuing_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
-    assert "client_issuing_ca is lab-issuing-ca itself: create a new intermediate for the clients" in missing(result)
+    result = check.exercise_09_3(
+        server, issuing_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca
+    )
+    assert "client_issuing_ca is lab-issuing-ca itself: create a new intermediate for the clients" in missing(
+        result
+    )
 
 
 def test_9_3_a_stopped_server(
@@ -309,16 +370,25 @@ def test_9_3_a_stopped_server(
     client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
     server = split_server(started, tmp_path, issuing_ca, client_ca.certificate)
     server.stop()
-    result = check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
-    assert missing(result) == ["split_server is not running: start() it, and keep it running until the check has run"]
+    result = check.exercise_09_3(
+        server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca
+    )
+    assert missing(result) == [
+        "split_server is not running: start() it, and keep it running until the check has run"
+    ]
 
 
 def test_9_3_strict_mode_raises(
-    root: CertificateAuthority, issuing_ca: CertificateAuthority, started: list[MTLSServer], tmp_path: Path,
+    root: CertificateAuthority,
+    issuing_ca: CertificateAuthority,
+    started: list[MTLSServer],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client_ca = root.create_intermediate("lab-client-issuing-ca", path_length=0)
     server = split_server(started, tmp_path, issuing_ca, root.certificate, partial_chain=False)
     strict(monkeypatch)
     with pytest.raises(AssertionError, match="does not pass its own check"):
-        check.exercise_09_3(server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca)
+        check.exercise_09_3(
+            server, client_ca, root_certificate=root.certificate, server_issuing_ca=issuing_ca
+        )

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 from lab_helpers import (
     LabPaths,
@@ -26,7 +27,6 @@ from lab_helpers import (
 )
 from lab_helpers.exercises import nb11
 from lab_helpers.wire import HandshakeTrace
-from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 pytestmark = pytest.mark.usefixtures("lenient_checks")
 
@@ -40,12 +40,17 @@ def client_context(paths: LabPaths) -> ssl.SSLContext:
 
 
 def server_context(paths: LabPaths, maximum_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-    return build_server_context(paths.server_cert, paths.server_key, paths.ca_cert, maximum_version=maximum_version)
+    return build_server_context(
+        paths.server_cert, paths.server_key, paths.ca_cert, maximum_version=maximum_version
+    )
 
 
 def capture(paths: LabPaths, maximum_version: ssl.TLSVersion | None = None) -> RecordingProxy:
     """One request relayed through a recording proxy, as step 6's eavesdrop() makes it."""
-    with MTLSServer(server_context(paths, maximum_version), name=None) as server, RecordingProxy(server.port) as proxy:
+    with (
+        MTLSServer(server_context(paths, maximum_version), name=None) as server,
+        RecordingProxy(server.port) as proxy,
+    ):
         handshake(proxy.port, client_context(paths))
     return proxy
 
@@ -68,21 +73,28 @@ def test_11_1_not_attempted(lab_pki: LabPaths, capture_12: RecordingProxy) -> No
     assert result.status == NOT_ATTEMPTED
 
 
-def test_11_1_the_offset_and_the_certificate_read_there_pass(lab_pki: LabPaths, capture_12: RecordingProxy) -> None:
+def test_11_1_the_offset_and_the_certificate_read_there_pass(
+    lab_pki: LabPaths, capture_12: RecordingProxy
+) -> None:
     der = alice_der(lab_pki)
     offset = bytes(capture_12.client_to_server).find(der)
-    on_the_wire = x509.load_der_x509_certificate(bytes(capture_12.client_to_server[offset : offset + len(der)]))
+    on_the_wire = x509.load_der_x509_certificate(
+        bytes(capture_12.client_to_server[offset : offset + len(der)])
+    )
     alice = load_certificate(lab_pki.client_cert)
     result = check.exercise_11_1(offset, on_the_wire, capture=capture_12, client_certificate=alice)
     assert result.passed, result
     assert any("Certificate message (handshake type 11)" in text for ok, text in result.points if ok)
 
 
-@pytest.mark.parametrize(("before", "landmark"), [
-    (3, "the certificate's own 3-byte length"),
-    (10, "the Certificate message's header (type 11, then a 3-byte length)"),
-    (15, "the header of the record that carries the Certificate message"),
-])
+@pytest.mark.parametrize(
+    ("before", "landmark"),
+    [
+        (3, "the certificate's own 3-byte length"),
+        (10, "the Certificate message's header (type 11, then a 3-byte length)"),
+        (15, "the header of the record that carries the Certificate message"),
+    ],
+)
 def test_11_1_an_offset_on_a_header_names_the_header(
     lab_pki: LabPaths, capture_12: RecordingProxy, before: int, landmark: str
 ) -> None:
@@ -95,11 +107,17 @@ def test_11_1_an_offset_on_a_header_names_the_header(
     ]  # the field it landed on, not how many bytes to add
 
 
-def test_11_1_a_wrong_offset_and_the_server_certificate(lab_pki: LabPaths, capture_12: RecordingProxy) -> None:
+def test_11_1_a_wrong_offset_and_the_server_certificate(
+    lab_pki: LabPaths, capture_12: RecordingProxy
+) -> None:
     alice = load_certificate(lab_pki.client_cert)
-    result = check.exercise_11_1(7, load_certificate(lab_pki.server_cert), capture=capture_12, client_certificate=alice)
+    result = check.exercise_11_1(
+        7, load_certificate(lab_pki.server_cert), capture=capture_12, client_certificate=alice
+    )
     texts = missing(result)
-    assert any(text.startswith("at byte 7 the capture holds") and "not alice's certificate" in text for text in texts)
+    assert any(
+        text.startswith("at byte 7 the capture holds") and "not alice's certificate" in text for text in texts
+    )
     assert any("is CN=localhost, not alice's client.crt" in text for text in texts)
 
 
@@ -149,8 +167,10 @@ def test_11_2_the_extension_and_the_name_pass(capture_13: RecordingProxy) -> Non
 def test_11_2_the_extension_data_is_not_the_extension(capture_13: RecordingProxy) -> None:
     host = bytes(capture_13.client_to_server).find(b"localhost")
     result = check.exercise_11_2(host - 5, host, capture=capture_13)
-    expected = (f"byte {host - 5} is where the extension's data starts: the extension itself begins "
-                "4 bytes earlier, with its type (2 bytes) and its length (2 bytes)")
+    expected = (
+        f"byte {host - 5} is where the extension's data starts: the extension itself begins "
+        "4 bytes earlier, with its type (2 bytes) and its length (2 bytes)"
+    )
     assert missing(result) == [expected]
 
 
@@ -189,12 +209,16 @@ def test_11_2_strict_mode_raises(capture_13: RecordingProxy, monkeypatch: pytest
 # -- 11.3 A resumed TLS 1.2 handshake --------------------------------------------------------------
 
 
-def full_and_resumed(paths: LabPaths, maximum_version: ssl.TLSVersion | None) -> tuple[HandshakeTrace, HandshakeTrace]:
+def full_and_resumed(
+    paths: LabPaths, maximum_version: ssl.TLSVersion | None
+) -> tuple[HandshakeTrace, HandshakeTrace]:
     context, client = server_context(paths, maximum_version), client_context(paths)
     with MTLSServer(context, name=None) as server:
         full = trace_handshake(server.port, server_context=context, client_context=client)
         first = handshake(server.port, client)
-        resumed = trace_handshake(server.port, server_context=context, client_context=client, session=first.session)
+        resumed = trace_handshake(
+            server.port, server_context=context, client_context=client, session=first.session
+        )
     return full, resumed
 
 
@@ -233,11 +257,17 @@ def test_11_3_a_missing_message_an_extra_one_and_the_wrong_side(traces_12) -> No
     disappeared = (sent(full) - sent(resumed) - {("server", "ServerHelloDone")}) | {("client", "Finished")}
     result = check.exercise_11_3(resumed, disappeared, "client", paths=paths)
     assert not result.passed
-    assert ("1 more message disappeared than your set says: compare every (side, message) pair of trace_12 with "
-            "the resumed trace's; these are still in a resumed handshake: client Finished") in missing(result)
-    assert not any("ServerHelloDone" in text for text in missing(result))  # the missing one is counted, not named
-    assert ("'client' is not what the check's own resumed handshake shows: read the client's own lines of your "
-            "trace, 'received Finished' and 'sent Finished': which one comes first?") in missing(result)
+    assert (
+        "1 more message disappeared than your set says: compare every (side, message) pair of trace_12 with "
+        "the resumed trace's; these are still in a resumed handshake: client Finished"
+    ) in missing(result)
+    assert not any(
+        "ServerHelloDone" in text for text in missing(result)
+    )  # the missing one is counted, not named
+    assert (
+        "'client' is not what the check's own resumed handshake shows: read the client's own lines of your "
+        "trace, 'received Finished' and 'sent Finished': which one comes first?"
+    ) in missing(result)
 
 
 def test_11_3_an_answer_with_half_the_messages_gets_a_count(traces_12) -> None:  # type: ignore[no-untyped-def]
@@ -280,7 +310,9 @@ def test_11_3_strict_mode_raises(traces_12, monkeypatch: pytest.MonkeyPatch) -> 
 # -- 11.4 Count the records of a keep-alive session ------------------------------------------------
 
 
-def keepalive(paths: LabPaths, requests: int, *, one_session: bool = True) -> tuple[RecordingProxy, dict[str, int]]:
+def keepalive(
+    paths: LabPaths, requests: int, *, one_session: bool = True
+) -> tuple[RecordingProxy, dict[str, int]]:
     """``requests`` GETs through a recording proxy, over one session (kept alive) or one connection each.
 
     Returns the proxy and its records per direction, counted after the last answer.
@@ -313,13 +345,17 @@ def test_11_4_three_requests_counted_and_one_more_passes(lab_pki: LabPaths) -> N
 
 
 @pytest.mark.parametrize("goodbye", [True, False], ids=["with the goodbye", "without it"])
-def test_11_4_the_capture_passes_with_or_without_the_servers_goodbye(lab_pki: LabPaths, goodbye: bool) -> None:
+def test_11_4_the_capture_passes_with_or_without_the_servers_goodbye(
+    lab_pki: LabPaths, goodbye: bool
+) -> None:
     """A proxy closed with the session may or may not record the server's close_notify: both captures pass."""
     proxy, counted = keepalive(lab_pki, 3)
     last = [r for r in proxy.records() if r.direction == "server->client"][-1]
-    recorded = len([r for r in proxy.records() if r.direction == "server->client"]) > counted["server->client"]
+    recorded = (
+        len([r for r in proxy.records() if r.direction == "server->client"]) > counted["server->client"]
+    )
     if recorded and not goodbye:
-        del proxy.server_to_client[-(5 + last.length):]
+        del proxy.server_to_client[-(5 + last.length) :]
     elif goodbye and not recorded:
         proxy.server_to_client.extend(bytes([23, 3, 3, 0, 19]) + bytes(19))  # a record as long as the goodbye
     assert check.exercise_11_4(proxy, counted, ONE_MORE, paths=lab_pki).passed
@@ -329,27 +365,42 @@ def test_11_4_counting_after_the_goodbye_says_so(lab_pki: LabPaths) -> None:
     proxy, counted = keepalive(lab_pki, 3)
     late = {**counted, "server->client": counted["server->client"] + 1}
     result = check.exercise_11_4(proxy, late, ONE_MORE, paths=lab_pki)
-    assert any(text.startswith(f"keepalive_counts says {late['client->server']} client->server, "
-                               f"{late['server->client']} server->client: that includes the server's goodbye")
-               for text in missing(result))
+    assert any(
+        text.startswith(
+            f"keepalive_counts says {late['client->server']} client->server, "
+            f"{late['server->client']} server->client: that includes the server's goodbye"
+        )
+        for text in missing(result)
+    )
 
 
 def test_11_4_three_connections_are_not_keep_alive(lab_pki: LabPaths) -> None:
     proxy, counted = keepalive(lab_pki, 3, one_session=False)
     result = check.exercise_11_4(proxy, counted, ONE_MORE, paths=lab_pki)
-    expected = ("it holds 3 ClientHellos, so 3 connections: make the requests from one lab_session, "
-                "which keeps its connection open between them")
+    expected = (
+        "it holds 3 ClientHellos, so 3 connections: make the requests from one lab_session, "
+        "which keeps its connection open between them"
+    )
     assert missing(result) == [expected]
 
 
 def test_11_4_wrong_counts_and_two_requests(lab_pki: LabPaths) -> None:
     proxy, counted = keepalive(lab_pki, 2)
-    texts = missing(check.exercise_11_4(proxy, counted, {"client->server": 1, "server->client": 2}, paths=lab_pki))
+    texts = missing(
+        check.exercise_11_4(proxy, counted, {"client->server": 1, "server->client": 2}, paths=lab_pki)
+    )
     assert any(text.startswith("it holds") and "make exactly three requests" in text for text in texts)
-    assert any(text.startswith("keepalive_counts says") and "not what three requests over one connection make" in text
-               for text in texts)
-    assert any(text.startswith("added_by_a_fourth_request says 1 client->server, 2 server->client, which is not what")
-               for text in texts)
+    assert any(
+        text.startswith("keepalive_counts says")
+        and "not what three requests over one connection make" in text
+        for text in texts
+    )
+    assert any(
+        text.startswith(
+            "added_by_a_fourth_request says 1 client->server, 2 server->client, which is not what"
+        )
+        for text in texts
+    )
     assert not any("adds 1 client->server" in text for text in texts)  # the true figures are not handed over
 
 
@@ -373,10 +424,13 @@ def test_11_2_a_host_name_offset_at_the_extension_asks_for_the_fields_not_the_co
     capture_13: RecordingProxy,
 ) -> None:
     """The learner's try: the name at the extension's first byte. The message names the fields between them."""
-    extension_at = next(at for at, kind, _ in nb11._client_hello_extensions(bytes(capture_13.client_to_server))
-                        if kind == 0)
+    extension_at = next(
+        at for at, kind, _ in nb11._client_hello_extensions(bytes(capture_13.client_to_server)) if kind == 0
+    )
     result = check.exercise_11_2(extension_at, extension_at, capture=capture_13)
     [problem] = missing(result)
-    assert problem.endswith("the name sits inside the ClientHello (the first record), after its extension's type "
-                            "and length, the list's length, the name type and the name's length")
+    assert problem.endswith(
+        "the name sits inside the ClientHello (the first record), after its extension's type "
+        "and length, the list's length, the name type and the name's length"
+    )
     assert "9 bytes" not in problem

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 from lab_helpers import (
     CertificateAuthority,
@@ -27,7 +28,6 @@ from lab_helpers import (
     save_private_key,
 )
 from lab_helpers.pki import PrivateKey
-from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 pytestmark = pytest.mark.usefixtures("lenient_checks")
 
@@ -53,8 +53,13 @@ def start(started: list[MTLSServer], context: ssl.SSLContext) -> MTLSServer:
     return server
 
 
-def lab_server(started: list[MTLSServer], paths: LabPaths, *, num_tickets: int | None = None,
-               no_ticket_option: bool = False) -> MTLSServer:
+def lab_server(
+    started: list[MTLSServer],
+    paths: LabPaths,
+    *,
+    num_tickets: int | None = None,
+    no_ticket_option: bool = False,
+) -> MTLSServer:
     context = build_server_context(paths.server_cert, paths.server_key, paths.ca_cert)
     if num_tickets is not None:
         context.num_tickets = num_tickets
@@ -63,11 +68,16 @@ def lab_server(started: list[MTLSServer], paths: LabPaths, *, num_tickets: int |
     return start(started, context)
 
 
-def server_with_key(started: list[MTLSServer], paths: LabPaths, ca: CertificateAuthority, key: PrivateKey,
-                    folder: Path) -> MTLSServer:
-    certificate = ca.sign_csr(create_csr(key, "localhost", names=["localhost", "127.0.0.1"]), profile="server")
+def server_with_key(
+    started: list[MTLSServer], paths: LabPaths, ca: CertificateAuthority, key: PrivateKey, folder: Path
+) -> MTLSServer:
+    certificate = ca.sign_csr(
+        create_csr(key, "localhost", names=["localhost", "127.0.0.1"]), profile="server"
+    )
     context = build_server_context(
-        save_certificate(certificate, folder / "server.crt"), save_private_key(key, folder / "server.key"), paths.ca_cert
+        save_certificate(certificate, folder / "server.crt"),
+        save_private_key(key, folder / "server.key"),
+        paths.ca_cert,
     )
     return start(started, context)
 
@@ -96,7 +106,11 @@ def test_12_1_not_attempted(lab_pki: LabPaths) -> None:
 
 
 def test_12_1_an_rsa_4096_server_that_was_measured_passes(
-    lab_pki: LabPaths, lab_ca: CertificateAuthority, rsa4096_key: PrivateKey, started: list[MTLSServer], tmp_path: Path
+    lab_pki: LabPaths,
+    lab_ca: CertificateAuthority,
+    rsa4096_key: PrivateKey,
+    started: list[MTLSServer],
+    tmp_path: Path,
 ) -> None:
     server = server_with_key(started, lab_pki, lab_ca, rsa4096_key, tmp_path / "rsa4096")
     for _ in range(3):  # one handshake per round, at least
@@ -112,8 +126,10 @@ def test_12_1_an_rsa_2048_server_that_was_never_measured(
     server = server_with_key(started, lab_pki, lab_ca, generate_private_key("rsa"), tmp_path / "rsa2048")
     result = check.exercise_12_1(server, RATES, paths=lab_pki)
     assert not result.passed
-    assert ("the certificate it sends has an RSA key of 2048 bits: make its key with "
-            "generate_private_key('rsa', rsa_bits=4096)") in missing(result)
+    assert (
+        "the certificate it sends has an RSA key of 2048 bits: make its key with "
+        "generate_private_key('rsa', rsa_bits=4096)"
+    ) in missing(result)
     assert any("completed only 0 handshakes, fewer than your 3 rounds" in text for text in missing(result))
 
 
@@ -123,8 +139,11 @@ def test_12_1_a_server_certificate_from_another_ca(
     other_ca = CertificateAuthority.create_root("other-ca")
     server = server_with_key(started, lab_pki, other_ca, rsa4096_key, tmp_path / "other")
     result = check.exercise_12_1(server, RATES, paths=lab_pki)
-    assert any(text.startswith("a request as alice to server_rsa4096 failed") and "sign its certificate with the lab CA"
-               in text for text in missing(result))
+    assert any(
+        text.startswith("a request as alice to server_rsa4096 failed")
+        and "sign its certificate with the lab CA" in text
+        for text in missing(result)
+    )
 
 
 def test_12_1_the_usual_ecdsa_server_is_not_rsa(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
@@ -134,7 +153,11 @@ def test_12_1_the_usual_ecdsa_server_is_not_rsa(lab_pki: LabPaths, started: list
 
 
 def test_12_1_rates_without_the_label_or_a_comparison(
-    lab_pki: LabPaths, lab_ca: CertificateAuthority, rsa4096_key: PrivateKey, started: list[MTLSServer], tmp_path: Path
+    lab_pki: LabPaths,
+    lab_ca: CertificateAuthority,
+    rsa4096_key: PrivateKey,
+    started: list[MTLSServer],
+    tmp_path: Path,
 ) -> None:
     server = server_with_key(started, lab_pki, lab_ca, rsa4096_key, tmp_path / "rsa4096")
     unlabelled = check.exercise_12_1(server, {"rsa": [100.0]}, paths=lab_pki)
@@ -146,7 +169,9 @@ def test_12_1_rates_without_the_label_or_a_comparison(
 
 
 def test_12_1_the_hint_says_each_action_goes_to_its_own_server(lab_pki: LabPaths) -> None:
-    hint = check.exercise_12_1("not a server", RATES, paths=lab_pki).hint or ""  # the hint is the same for any answer
+    hint = (
+        check.exercise_12_1("not a server", RATES, paths=lab_pki).hint or ""
+    )  # the hint is the same for any answer
     assert "its own server" in hint and "<its server>.port" in hint and "rsa_bits" not in hint
 
 
@@ -154,10 +179,14 @@ def test_12_1_a_stopped_server(lab_pki: LabPaths, started: list[MTLSServer]) -> 
     server = lab_server(started, lab_pki)
     server.stop()
     result = check.exercise_12_1(server, RATES, paths=lab_pki)
-    assert missing(result) == ["server_rsa4096 is not running: start() it, and keep it running until the check has run"]
+    assert missing(result) == [
+        "server_rsa4096 is not running: start() it, and keep it running until the check has run"
+    ]
 
 
-def test_12_1_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_12_1_strict_mode_raises(
+    lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = lab_server(started, lab_pki)
     strict(monkeypatch)
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -183,8 +212,9 @@ def test_12_2_no_tickets_no_resumption_passes(lab_pki: LabPaths, started: list[M
 def test_12_2_op_no_ticket_still_resumes(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
     usual = lab_server(started, lab_pki)
     stateful = lab_server(started, lab_pki, no_ticket_option=True)
-    result = check.exercise_12_2(stateful, resumptions(stateful, alice(lab_pki)), resumptions(usual, alice(lab_pki)),
-                                 paths=lab_pki)
+    result = check.exercise_12_2(
+        stateful, resumptions(stateful, alice(lab_pki)), resumptions(usual, alice(lab_pki)), paths=lab_pki
+    )
     assert not result.passed
     texts = missing(result)
     assert any("OP_NO_TICKET" in text and "set num_tickets = 0" in text for text in texts)
@@ -192,7 +222,9 @@ def test_12_2_op_no_ticket_still_resumes(lab_pki: LabPaths, started: list[MTLSSe
     assert "tickets_off: 3 of 3 handshakes resumed: measure against server_no_tickets" in texts
 
 
-def test_12_2_a_session_from_the_other_server_proves_nothing(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
+def test_12_2_a_session_from_the_other_server_proves_nothing(
+    lab_pki: LabPaths, started: list[MTLSServer]
+) -> None:
     """The old hint's experiment: step 3's session (from the usual server) offered to both. It never resumes on
     the ticketless server, but it would not on any other server either: the check refuses it as evidence."""
     usual = lab_server(started, lab_pki)
@@ -206,9 +238,11 @@ def test_12_2_a_session_from_the_other_server_proves_nothing(lab_pki: LabPaths, 
     assert not any(handshake(twin.port, context, session=first.session).resumed for _ in range(3))
     result = check.exercise_12_2(no_tickets, tickets_off, tickets_on, paths=lab_pki)
     assert not result.passed
-    assert ("tickets_off: the session you offered carries a ticket, which server_no_tickets never issues: it came "
-            "from another server, and a lab server never resumes a session another server made, tickets or not. "
-            "Offer server_no_tickets the session of a first handshake to itself") in missing(result)
+    assert (
+        "tickets_off: the session you offered carries a ticket, which server_no_tickets never issues: it came "
+        "from another server, and a lab server never resumes a session another server made, tickets or not. "
+        "Offer server_no_tickets the session of a first handshake to itself"
+    ) in missing(result)
     assert "that same server" in (result.hint or "")
 
 
@@ -217,7 +251,9 @@ def test_12_2_handshakes_that_offered_no_session(lab_pki: LabPaths, started: lis
     no_tickets = lab_server(started, lab_pki, num_tickets=0)
     fresh = [handshake(no_tickets.port, alice(lab_pki)) for _ in range(3)]  # full handshakes, nothing offered
     result = check.exercise_12_2(no_tickets, fresh, resumptions(usual, alice(lab_pki)), paths=lab_pki)
-    assert any(text.startswith("tickets_off: some handshakes offered no session at all") for text in missing(result))
+    assert any(
+        text.startswith("tickets_off: some handshakes offered no session at all") for text in missing(result)
+    )
 
 
 def test_12_2_tickets_on_must_resume(lab_pki: LabPaths, started: list[MTLSServer]) -> None:
@@ -238,7 +274,9 @@ def test_12_2_tls12_results_and_wrong_types(lab_pki: LabPaths, started: list[MTL
     assert "tickets_off is empty: append each handshake(...) result to it" in missing(empty)
 
 
-def test_12_2_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_12_2_strict_mode_raises(
+    lab_pki: LabPaths, started: list[MTLSServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
     usual = lab_server(started, lab_pki)
     strict(monkeypatch)
     with pytest.raises(AssertionError, match="does not pass its own check"):
@@ -248,7 +286,15 @@ def test_12_2_strict_mode_raises(lab_pki: LabPaths, started: list[MTLSServer], m
 # -- 12.3 Keep-alive against a new connection, in your own figures --------------------------------
 
 STEADY = {
-    "keep-alive": [1500.0, 1540.0, 1610.0, 900.0, 1580.0, 1495.0, 1600.0],  # one slow round: mean and median differ
+    "keep-alive": [
+        1500.0,
+        1540.0,
+        1610.0,
+        900.0,
+        1580.0,
+        1495.0,
+        1600.0,
+    ],  # one slow round: mean and median differ
     "new connection": [160.0, 170.0, 150.0, 165.0, 158.0, 171.0, 162.0],
 }
 RATIO = statistics.median(STEADY["keep-alive"]) / statistics.median(STEADY["new connection"])
@@ -261,7 +307,9 @@ def test_12_3_not_attempted() -> None:
 def test_12_3_the_ratio_of_the_medians_passes_either_way_up() -> None:
     assert check.exercise_12_3(STEADY, RATIO).passed
     in_milliseconds = {name: [1000 / rate for rate in rates] for name, rates in STEADY.items()}
-    by_times = statistics.median(in_milliseconds["new connection"]) / statistics.median(in_milliseconds["keep-alive"])
+    by_times = statistics.median(in_milliseconds["new connection"]) / statistics.median(
+        in_milliseconds["keep-alive"]
+    )
     assert check.exercise_12_3(STEADY, by_times).passed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography import x509
+from exercise_checks import NOT_ATTEMPTED, missing, strict
 
 from lab_helpers import (
     ANY_CLIENT,
@@ -20,8 +21,6 @@ from lab_helpers import (
     nginx_available,
     parse_client_cert_header,
 )
-from exercise_checks import NOT_ATTEMPTED, missing, strict
-
 from lab_helpers.exercises.nb14 import NotJudged
 
 pytestmark = pytest.mark.usefixtures("lenient_checks")
@@ -250,7 +249,7 @@ def trusting_app(request: ForwardedRequest) -> tuple[int, str]:
     return 200, f"Hello, {identity_from_certificate(parse_client_cert_header(value)).name}\n"
 
 
-def check_14_2(app: object, lab_pki: LabPaths, proxy: x509.Certificate, other: x509.Certificate):  # noqa: ANN201
+def check_14_2(app: object, lab_pki: LabPaths, proxy: x509.Certificate, other: x509.Certificate):
     return check.exercise_14_2(
         app,
         proxy=proxy,

@@ -37,7 +37,10 @@ def test_a_successful_request_has_nothing_to_explain(
     plain_environment: pytest.MonkeyPatch, mtls_server: MTLSServer, lab_pki: LabPaths
 ) -> None:
     response = requests.get(
-        mtls_server.url, verify=str(lab_pki.ca_cert), cert=(str(lab_pki.client_cert), str(lab_pki.client_key)), timeout=5
+        mtls_server.url,
+        verify=str(lab_pki.ca_cert),
+        cert=(str(lab_pki.client_cert), str(lab_pki.client_key)),
+        timeout=5,
     )
     assert response.text == "Hello, alice\n"
 
@@ -45,7 +48,9 @@ def test_a_successful_request_has_nothing_to_explain(
 def test_requests_without_the_lab_ca(
     plain_environment: pytest.MonkeyPatch, mtls_server: MTLSServer, lab_pki: LabPaths, certifi_bundle: str
 ) -> None:
-    error = plain_get(mtls_server.url, verify=certifi_bundle, cert=(str(lab_pki.client_cert), str(lab_pki.client_key)))
+    error = plain_get(
+        mtls_server.url, verify=certifi_bundle, cert=(str(lab_pki.client_cert), str(lab_pki.client_key))
+    )
     explanation = explain(error)
     assert explanation.key == "server-ca-not-trusted"
     assert explanation.recognised
@@ -61,7 +66,9 @@ def test_requests_without_a_client_certificate(
     assert explain(error).key in {"client-certificate-missing", "server-closed-connection"}
 
 
-def test_requests_behind_a_dead_proxy(plain_environment: pytest.MonkeyPatch, mtls_server: MTLSServer, lab_pki: LabPaths) -> None:
+def test_requests_behind_a_dead_proxy(
+    plain_environment: pytest.MonkeyPatch, mtls_server: MTLSServer, lab_pki: LabPaths
+) -> None:
     plain_environment.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     error = plain_get(mtls_server.url, verify=str(lab_pki.ca_cert))
     assert explain(error).key == "proxy-in-the-way"
@@ -74,13 +81,17 @@ def test_requests_to_a_port_where_nothing_listens(plain_environment: pytest.Monk
     assert explain(plain_get(f"https://localhost:{port}/")).key == "nothing-listening"
 
 
-def test_requests_to_a_server_that_never_answers(plain_environment: pytest.MonkeyPatch, silent_server: str) -> None:
+def test_requests_to_a_server_that_never_answers(
+    plain_environment: pytest.MonkeyPatch, silent_server: str
+) -> None:
     with pytest.raises(requests.exceptions.Timeout) as caught:
         requests.get(silent_server, timeout=0.3)
     assert explain(caught.value).key == "timeout"
 
 
-def test_requests_with_a_missing_certificate_file(plain_environment: pytest.MonkeyPatch, mtls_server: MTLSServer, tmp_path: Path) -> None:
+def test_requests_with_a_missing_certificate_file(
+    plain_environment: pytest.MonkeyPatch, mtls_server: MTLSServer, tmp_path: Path
+) -> None:
     with pytest.raises(OSError) as caught:  # requests raises a plain OSError here, not a RequestException
         requests.get(mtls_server.url, cert=(str(tmp_path / "no.crt"), str(tmp_path / "no.key")), timeout=5)
     assert explain(caught.value).key == "client-files-missing"
@@ -95,7 +106,9 @@ def test_ssl_socket_that_does_not_trust_the_server(mtls_server: MTLSServer, othe
     assert explain(caught.value).key == "server-ca-not-trusted"
 
 
-def test_ssl_socket_with_a_host_name_the_certificate_lacks(mtls_server: MTLSServer, lab_pki: LabPaths) -> None:
+def test_ssl_socket_with_a_host_name_the_certificate_lacks(
+    mtls_server: MTLSServer, lab_pki: LabPaths
+) -> None:
     context = ssl.create_default_context(cafile=str(lab_pki.ca_cert))
     with pytest.raises(ssl.SSLCertVerificationError) as caught:
         with socket.create_connection(("127.0.0.1", mtls_server.port), timeout=5) as raw:
@@ -104,7 +117,9 @@ def test_ssl_socket_with_a_host_name_the_certificate_lacks(mtls_server: MTLSServ
     assert explain(caught.value).key == "server-name-mismatch"
 
 
-def test_ssl_socket_without_a_client_certificate_over_tls_1_3(mtls_server: MTLSServer, lab_pki: LabPaths) -> None:
+def test_ssl_socket_without_a_client_certificate_over_tls_1_3(
+    mtls_server: MTLSServer, lab_pki: LabPaths
+) -> None:
     context = ssl.create_default_context(cafile=str(lab_pki.ca_cert))
     with pytest.raises((ssl.SSLError, OSError)) as caught:
         with socket.create_connection(("127.0.0.1", mtls_server.port), timeout=5) as raw:
@@ -209,7 +224,11 @@ def _rsa_pair(bits: int, folder: Path) -> tuple[Path, Path]:
     )  # fmt: skip
     cert = save_certificate(certificate, folder / f"rsa{bits}.crt")
     key_file = folder / f"rsa{bits}.key"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert, key_file
 
 
@@ -222,11 +241,20 @@ def test_a_small_rsa_key_is_refused_by_pythons_ssl_and_the_explanation_says_who(
     assert explanation.key == "key-too-small" and explanation.evidence == "EE_KEY_TOO_SMALL"
     assert "@SECLEVEL=2" in explanation.cause and "level 1 before 3.2" in explanation.cause
     assert "in its default build" in explanation.cause and "Fedora" in explanation.cause  # not every build
-    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(*_rsa_pair(2048, tmp_path))  # the twin: 2048 bits load
+    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+        *_rsa_pair(2048, tmp_path)
+    )  # the twin: 2048 bits load
 
 
 #: Words a fix must never use: the course teaches failures by making them happen, never by switching checks off.
-UNSAFE_FIX_WORDS = ("turn the check off", "turn it off", "disable", "verify=false", "cert_none", "check_hostname")
+UNSAFE_FIX_WORDS = (
+    "turn the check off",
+    "turn it off",
+    "disable",
+    "verify=false",
+    "cert_none",
+    "check_hostname",
+)
 
 
 def unsafe_words(fix: str) -> list[str]:
@@ -234,7 +262,9 @@ def unsafe_words(fix: str) -> list[str]:
 
 
 def test_no_fix_advises_turning_a_check_off() -> None:
-    assert unsafe_words("Load the CRL into the server, or turn the check off.") == ["turn the check off"]  # the twin
+    assert unsafe_words("Load the CRL into the server, or turn the check off.") == [
+        "turn the check off"
+    ]  # the twin
     for case in EXPLANATIONS:
         assert not unsafe_words(case.fix), (case.key, case.fix)
 
@@ -242,7 +272,11 @@ def test_no_fix_advises_turning_a_check_off() -> None:
 def test_a_missing_crl_gives_only_safe_fixes() -> None:
     explanation = explain("unable to get certificate CRL")
     assert explanation.key == "crl-missing"
-    assert "crl_file=" in explanation.fix and "fails closed" in explanation.fix and not unsafe_words(explanation.fix)
+    assert (
+        "crl_file=" in explanation.fix
+        and "fails closed" in explanation.fix
+        and not unsafe_words(explanation.fix)
+    )
 
 
 def test_a_missing_crl_reaches_the_client_as_unknown_ca_and_the_explanation_says_so(

@@ -240,7 +240,10 @@ def test_an_encrypted_key_loads_with_its_password(encrypted_key: tuple[Path, obj
 
 @pytest.mark.parametrize(
     ("password", "words"),
-    [("secret", "must be bytes, e.g. b'secret', not str"), (b"", "empty, which would save the key unencrypted")],
+    [
+        ("secret", "must be bytes, e.g. b'secret', not str"),
+        (b"", "empty, which would save the key unencrypted"),
+    ],
 )
 def test_a_password_that_is_text_or_empty_is_refused_before_anything_is_written(
     tmp_path: Path, password: object, words: str
@@ -252,7 +255,9 @@ def test_a_password_that_is_text_or_empty_is_refused_before_anything_is_written(
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_ensure_certificate_authority_keeps_a_usable_ca_and_replaces_a_key_type_it_cannot_use(tmp_path: Path) -> None:
+def test_ensure_certificate_authority_keeps_a_usable_ca_and_replaces_a_key_type_it_cannot_use(
+    tmp_path: Path,
+) -> None:
     ed25519_ca = CertificateAuthority.create_root(key_type="ed25519")
     save_private_key(ed25519_ca.private_key, tmp_path / "ca.key")
     save_certificate(ed25519_ca.certificate, tmp_path / "ca.crt")
@@ -442,7 +447,8 @@ def _traditional_encrypted(key: object, password: bytes) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return key.private_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.BestAvailableEncryption(password),
     )
 

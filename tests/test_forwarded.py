@@ -92,7 +92,7 @@ def test_an_oversized_client_cert_is_refused_unread() -> None:
     with pytest.raises(ClientCertHeaderError, match="over the limit"):
         parse_client_cert_header(":" + "A" * MAX_CLIENT_CERT_HEADER + ":")
     # the negative twin: just under the limit is read (and then found not to be a certificate)
-    with pytest.raises(ClientCertHeaderError, match="not a DER X.509 certificate"):
+    with pytest.raises(ClientCertHeaderError, match=r"not a DER X\.509 certificate"):
         parse_client_cert_header(":" + "A" * (MAX_CLIENT_CERT_HEADER - 4) + ":")
 
 

@@ -13,7 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIRS = [ROOT / "notebooks"]
 NAME = re.compile(r"^(\d\d)_[a-z0-9]+(_[a-z0-9]+)*\.ipynb$")
-FRAME = ("What you'll do", "What you'll learn", "What you'll need", "On your own", "In practice", "Further reading")
+FRAME = (
+    "What you'll do",
+    "What you'll learn",
+    "What you'll need",
+    "On your own",
+    "In practice",
+    "Further reading",
+)
 VERIFICATION_OFF = re.compile(r"verify\s*=\s*False|CERT_NONE|check_hostname\s*=\s*False")
 
 
@@ -68,7 +75,9 @@ def test_notebook_names_are_numbered_without_gaps() -> None:
         match = NAME.match(notebook.name)
         assert match, f"{notebook.name}: name it NN_verb_topic.ipynb (lower case, underscores)"
         numbers.append(int(match.group(1)))
-    assert numbers == list(range(len(numbers))), f"notebook numbers must run 00, 01, ... without gaps: {numbers}"
+    assert numbers == list(range(len(numbers))), (
+        f"notebook numbers must run 00, 01, ... without gaps: {numbers}"
+    )
 
 
 def test_name_check_rejects_bad_names() -> None:
@@ -88,22 +97,33 @@ def test_readme_course_map_matches_the_notebooks() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted((ROOT / "lab_helpers").rglob("*.py")) + all_notebooks(), ids=lambda p: str(p.relative_to(ROOT))
+    "path",
+    sorted((ROOT / "lab_helpers").rglob("*.py")) + all_notebooks(),
+    ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_verification_is_never_turned_off(path: Path) -> None:
     assert not VERIFICATION_OFF.search(path.read_text(encoding="utf-8"))
 
 
 def test_verification_check_catches_each_form() -> None:
-    for text in ("requests.get(u, verify=False)", "ctx.verify_mode = ssl.CERT_NONE", "ctx.check_hostname = False"):
+    for text in (
+        "requests.get(u, verify=False)",
+        "ctx.verify_mode = ssl.CERT_NONE",
+        "ctx.check_hostname = False",
+    ):
         assert VERIFICATION_OFF.search(text), text
 
 
-@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
+@pytest.mark.skipif(
+    shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout"
+)
 def test_no_lab_files_or_keys_are_tracked() -> None:
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     forbidden = [
-        name for name in tracked
+        name
+        for name in tracked
         if name.endswith((".key", ".crt", ".csr", ".pem", ".p12", ".srl", ".crl")) or "lab-files/" in name
     ]
     assert not forbidden, f"lab files must not be committed: {forbidden}"

@@ -57,14 +57,21 @@ KNOWN_DEPARTURES = {
 #: The rules the course states, and limbo cases that test each: none of them may be skipped.
 COURSE_RULES = {
     "validity (expired leaf, intermediate or root)": ("rfc5280::validity::",),
-    "path length": ("pathlen::ee-with-intermediate-pathlen", "pathlen::intermediate-violates-pathlen-0",
-                    "pathlen::intermediate-pathlen-too-long"),
-    "CA bit (BasicConstraints)": ("rfc5280::intermediate-ca-without-ca-bit", "rfc5280::no-basicconstraints",
-                                  "webpki::ee-basicconstraints-ca"),
+    "path length": (
+        "pathlen::ee-with-intermediate-pathlen",
+        "pathlen::intermediate-violates-pathlen-0",
+        "pathlen::intermediate-pathlen-too-long",
+    ),
+    "CA bit (BasicConstraints)": (
+        "rfc5280::intermediate-ca-without-ca-bit",
+        "rfc5280::no-basicconstraints",
+        "webpki::ee-basicconstraints-ca",
+    ),
     "EKU": ("webpki::eku::", "rfc5280::eku::"),
     "missing SAN": ("webpki::san::no-san",),
     "CRL revocation": ("crl::revoked-certificate-with-crl", "crl::certificate-not-on-crl"),
 }
+
 
 def _cases() -> list[dict]:
     if not LIMBO.exists():
@@ -113,7 +120,13 @@ def run(case: dict) -> tuple[bool, str]:
     purpose = "server" if case["validation_kind"] == "SERVER" else "client"
     name = _name(case["expected_peer_name"]) if purpose == "server" and case["expected_peer_name"] else None
     verdict = verify_chain(
-        leaf, roots=roots, intermediates=intermediates, purpose=purpose, name=name, at=at, crls=crls,
+        leaf,
+        roots=roots,
+        intermediates=intermediates,
+        purpose=purpose,
+        name=name,
+        at=at,
+        crls=crls,
         max_chain_depth=case["max_chain_depth"],
     )
     expected = case["expected_result"] == "SUCCESS"
@@ -150,8 +163,10 @@ def test_limbo_summary(capsys: pytest.CaptureFixture[str]) -> None:
             skipped[reason] += 1
             continue
         outcome["agreed" if run(case)[0] else "disagreed"] += 1
-    lines = [f"x509-limbo: {len(CASES)} cases, {outcome['agreed']} agreed, {outcome['disagreed']} disagreed, "
-             f"{sum(skipped.values())} skipped"]
+    lines = [
+        f"x509-limbo: {len(CASES)} cases, {outcome['agreed']} agreed, {outcome['disagreed']} disagreed, "
+        f"{sum(skipped.values())} skipped"
+    ]
     lines += [f"  skipped {count:>3}: {group}" for group, count in skipped.most_common()]
     with capsys.disabled():
         print("\n" + "\n".join(lines))
@@ -172,8 +187,11 @@ def test_cases_for_the_rules_the_course_states_are_checked_and_agree(rule: str) 
 
 def test_skip_reasons_cover_every_unsupported_feature_named() -> None:
     """A skip needs a reason: every feature and case listed here has one."""
-    assert all(UNSUPPORTED_FEATURES.values()) and all(KNOWN_DEPARTURES.values()) and all(KNOWN_DEPARTURE_GROUPS.values())
-
+    assert (
+        all(UNSUPPORTED_FEATURES.values())
+        and all(KNOWN_DEPARTURES.values())
+        and all(KNOWN_DEPARTURE_GROUPS.values())
+    )
 
 
 @requires_limbo

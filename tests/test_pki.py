@@ -253,7 +253,9 @@ def test_an_email_name_is_the_bare_address_and_mailto_is_refused() -> None:
     ca = CertificateAuthority.create_root()
     csr = create_csr(generate_private_key(), "bob")
     certificate = ca.sign_csr(csr, profile="client", names=["bob@lab.example"])
-    assert list(extension(certificate, x509.SubjectAlternativeName).value) == [x509.RFC822Name("bob@lab.example")]
+    assert list(extension(certificate, x509.SubjectAlternativeName).value) == [
+        x509.RFC822Name("bob@lab.example")
+    ]
     with pytest.raises(LabError, match=re.escape("the bare address, 'bob@lab.example', without mailto:")):
         ca.sign_csr(csr, profile="client", names=["mailto:bob@lab.example"])
 
@@ -274,7 +276,11 @@ def test_sign_csr_with_an_explicit_empty_name_list_leaves_the_san_out() -> None:
 
 def test_sign_csr_refuses_a_certificate_that_names_nobody() -> None:
     ca = CertificateAuthority.create_root()
-    nameless = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(generate_private_key(), hashes.SHA256())
+    nameless = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(generate_private_key(), hashes.SHA256())
+    )
     with pytest.raises(LabError, match="names nobody"):
         ca.sign_csr(nameless, profile="client", names=[])
 

@@ -3,9 +3,9 @@ made to work against its naive set-up, then made to fail by its fix. Real nginx,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests

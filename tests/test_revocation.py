@@ -7,7 +7,6 @@ import re
 import shutil
 import ssl
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from lab_checks import wait_until
+from test_cli import URL, ServeProcess, run_cli
 
 from lab_helpers import (
     CertificateAuthority,
@@ -32,8 +33,6 @@ from lab_helpers import (
     save_crl,
     save_private_key,
 )
-from lab_checks import wait_until
-from test_cli import URL, ServeProcess, run_cli
 
 
 @pytest.fixture
@@ -55,7 +54,9 @@ def serial(path: Path) -> int:
 
 
 def request(server_url: str, lab_pki: LabPaths, person: tuple[Path, Path], server: MTLSServer | None = None):  # type: ignore[no-untyped-def]
-    return attempt(server_url, ca_file=lab_pki.ca_cert, cert_file=person[0], key_file=person[1], server=server)
+    return attempt(
+        server_url, ca_file=lab_pki.ca_cert, cert_file=person[0], key_file=person[1], server=server
+    )
 
 
 def test_a_crl_lists_serials_with_a_number_and_grows_with_previous(lab_pki: LabPaths, people: dict) -> None:
@@ -158,7 +159,16 @@ def _openssl_crl(lab_pki: LabPaths, revoked: Path, folder: Path) -> Path:
         f"database = {folder / 'index.txt'}\ncrlnumber = {folder / 'crlnumber'}\n"
         "default_md = sha256\ndefault_crl_days = 7\n"
     )
-    common = [openssl, "ca", "-config", str(config), "-cert", str(lab_pki.ca_cert), "-keyfile", str(lab_pki.ca_key)]
+    common = [
+        openssl,
+        "ca",
+        "-config",
+        str(config),
+        "-cert",
+        str(lab_pki.ca_cert),
+        "-keyfile",
+        str(lab_pki.ca_key),
+    ]
     for extra in (["-revoke", str(revoked)], ["-gencrl", "-out", str(folder / "crl.pem")]):
         result = subprocess.run([*common, *extra], capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
@@ -166,7 +176,9 @@ def _openssl_crl(lab_pki: LabPaths, revoked: Path, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("maker", ["cryptography", "openssl"])
-def test_serve_enforces_an_independent_crl(lab_pki: LabPaths, people: dict, tmp_path: Path, maker: str) -> None:
+def test_serve_enforces_an_independent_crl(
+    lab_pki: LabPaths, people: dict, tmp_path: Path, maker: str
+) -> None:
     if maker == "openssl":
         crl = _openssl_crl(lab_pki, people["alice"][0], tmp_path / "openssl-ca")
     else:
@@ -185,7 +197,9 @@ def test_serve_enforces_an_independent_crl(lab_pki: LabPaths, people: dict, tmp_
     assert bob.ok and bob.body == "Hello, bob\n"
 
 
-def test_serve_picks_up_a_revocation_while_running_and_survives_a_bad_crl(lab_pki: LabPaths, people: dict) -> None:
+def test_serve_picks_up_a_revocation_while_running_and_survives_a_bad_crl(
+    lab_pki: LabPaths, people: dict
+) -> None:
     ca = load_certificate_authority(lab_pki.ca_cert, lab_pki.ca_key)
     save_crl(ca.create_crl([]), lab_pki.crl)  # an empty list: everyone valid is welcome
     served = ServeProcess(lab_pki.directory, "--crl", str(lab_pki.crl))
@@ -318,5 +332,5 @@ def test_a_chain_check_without_crls_or_an_unknown_check_is_refused_with_words(la
     files = (lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
     with pytest.raises(LabError, match=r"needs their CRLs: pass crl_file=\[the root's CRL"):
         build_server_context(*files, revocation="chain")
-    with pytest.raises(LabError, match="use 'leaf' .* or 'chain'"):
+    with pytest.raises(LabError, match=r"use 'leaf' .* or 'chain'"):
         build_server_context(*files, crl_file=lab_pki.ca_cert, revocation="all")  # type: ignore[arg-type]

@@ -52,7 +52,9 @@ def test_rotation_under_load_fails_no_request(lab_pki: LabPaths) -> None:
         old_serial = server_certificate(server.url, **client).serial_number
         threads = [
             threading.Thread(target=call, args=("keep-alive", KEEP_ALIVE_REQUESTS, {})),
-            threading.Thread(target=call, args=("new connection", NEW_CONNECTION_REQUESTS, {"Connection": "close"})),
+            threading.Thread(
+                target=call, args=("new connection", NEW_CONNECTION_REQUESTS, {"Connection": "close"})
+            ),
         ]
         for thread in threads:
             thread.start()

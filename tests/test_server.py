@@ -12,8 +12,8 @@ import datetime
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -469,9 +469,9 @@ def test_mtls_server_refuses_a_context_without_cert_required(lab_pki: LabPaths, 
 
 
 def test_build_server_context_reports_a_missing_file(lab_pki: LabPaths, tmp_path: Path) -> None:
-    with pytest.raises(LabFileMissingError, match="server.crt does not exist"):
+    with pytest.raises(LabFileMissingError, match=r"server\.crt does not exist"):
         build_server_context(tmp_path / "server.crt", lab_pki.server_key, lab_pki.ca_cert)
-    with pytest.raises(LabFileMissingError, match="ca.crt does not exist"):
+    with pytest.raises(LabFileMissingError, match=r"ca\.crt does not exist"):
         build_server_context(lab_pki.server_cert, lab_pki.server_key, tmp_path / "ca.crt")
 
 
@@ -524,12 +524,14 @@ def test_an_exception_in_a_handler_is_recorded_not_lost(lab_pki: LabPaths) -> No
     from lab_helpers import LabRequestHandler, attempt
 
     class Broken(LabRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             raise RuntimeError("a bug in the handler")
 
     context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert)
     with MTLSServer(context, name=None, handler=Broken) as server:
-        outcome = attempt(server.url, ca_file=lab_pki.ca_cert, cert_file=lab_pki.client_cert, key_file=lab_pki.client_key)
+        outcome = attempt(
+            server.url, ca_file=lab_pki.ca_cert, cert_file=lab_pki.client_cert, key_file=lab_pki.client_key
+        )
         assert wait_until(lambda: len(server.handler_errors) == 1)
     assert not outcome.ok  # the client sees the connection end without an answer
     assert "handler failed: RuntimeError('a bug in the handler')" in "\n".join(server.log)

@@ -30,7 +30,9 @@ PAGES = {"README.md", "docs/workshop.md", "notebooks/00_start_here.ipynb", "note
 
 
 def test_the_site_setting_is_one_line_in_the_site_config() -> None:
-    settings = re.findall(r"^REPOSITORY_URL = \"(.+)\"$", (ROOT / "website" / "conf.py").read_text(), re.MULTILINE)
+    settings = re.findall(
+        r"^REPOSITORY_URL = \"(.+)\"$", (ROOT / "website" / "conf.py").read_text(), re.MULTILINE
+    )
     assert len(settings) == 1
     course_site.Repository(settings[0])  # a GitHub address, or the build says what to set
 

@@ -9,13 +9,15 @@ ASGI TLS extension, and servers that stop and leave nothing behind.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import ssl
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -188,7 +190,7 @@ def test_tls_extension_holds_the_verified_chain_leaf_first(tmp_path: Path, start
         x509.load_pem_x509_certificate(paths.intermediate_cert.read_bytes()),
         x509.load_pem_x509_certificate(paths.ca_cert.read_bytes()),
     ]
-    for certificate, issuer in zip(chain, chain[1:]):
+    for certificate, issuer in itertools.pairwise(chain):
         certificate.verify_directly_issued_by(issuer)
     assert extension["client_cert_name"] == "CN=alice"
     assert extension["client_cert_error"] is None

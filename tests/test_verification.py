@@ -19,7 +19,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
-from platforms import OPENSSL_MISSING, openssl_tool
 from lab_checks import (
     UTC,
     build_certificate,
@@ -28,6 +27,7 @@ from lab_checks import (
     server_extensions,
     strict_client_context,
 )
+from platforms import OPENSSL_MISSING, openssl_tool
 
 from lab_helpers import (
     CertificateAuthority,

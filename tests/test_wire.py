@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from lab_helpers import LabPaths, MTLSServer, build_server_context, load_certificate
-from lab_helpers import wire  # the module, to switch its private hook off
+from lab_helpers import (
+    LabPaths,
+    MTLSServer,
+    build_server_context,
+    load_certificate,
+    wire,  # the module, to switch its private hook off
+)
 from lab_helpers.wire import RecordingProxy, TraceUnavailable, handshake, parse_records, trace_handshake
 
 TLS12 = ssl.TLSVersion.TLSv1_2
@@ -27,10 +32,13 @@ def client_context(lab_pki: LabPaths, *, with_certificate: bool = True, maximum=
 
 
 def traced(lab_pki: LabPaths, *, with_certificate: bool, maximum=None):  # type: ignore[no-untyped-def]
-    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=maximum)
+    server_context = build_server_context(
+        lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=maximum
+    )
     with MTLSServer(server_context, name=None) as server:
         return trace_handshake(
-            server.port, server_context=server_context,
+            server.port,
+            server_context=server_context,
             client_context=client_context(lab_pki, with_certificate=with_certificate),
         )
 
@@ -39,18 +47,36 @@ def test_tls13_mtls_handshake_messages_in_order(lab_pki: LabPaths) -> None:
     trace = traced(lab_pki, with_certificate=True)
     assert trace.version == "TLSv1.3" and trace.error is None
     assert trace.messages("server")[:7] == [
-        "ServerHello", "ChangeCipherSpec", "EncryptedExtensions", "CertificateRequest",
-        "Certificate", "CertificateVerify", "Finished",
+        "ServerHello",
+        "ChangeCipherSpec",
+        "EncryptedExtensions",
+        "CertificateRequest",
+        "Certificate",
+        "CertificateVerify",
+        "Finished",
     ]
-    assert trace.messages("client") == ["ClientHello", "ChangeCipherSpec", "Certificate", "CertificateVerify", "Finished"]
+    assert trace.messages("client") == [
+        "ClientHello",
+        "ChangeCipherSpec",
+        "Certificate",
+        "CertificateVerify",
+        "Finished",
+    ]
     assert trace.client_certificate_size() > 300  # it carries alice's certificate
     client_certificate = next(e for e in trace.sent("client") if e.message == "Certificate")
     assert client_certificate.encrypted  # TLS 1.3 encrypts everything after ServerHello
 
 
-def test_tls13_without_a_client_certificate_sends_an_empty_one_and_gets_an_alert_late(lab_pki: LabPaths) -> None:
+def test_tls13_without_a_client_certificate_sends_an_empty_one_and_gets_an_alert_late(
+    lab_pki: LabPaths,
+) -> None:
     trace = traced(lab_pki, with_certificate=False)
-    assert trace.messages("client") == ["ClientHello", "ChangeCipherSpec", "Certificate", "Finished"]  # no CertificateVerify
+    assert trace.messages("client") == [
+        "ClientHello",
+        "ChangeCipherSpec",
+        "Certificate",
+        "Finished",
+    ]  # no CertificateVerify
     assert trace.client_certificate_size() is not None and trace.client_certificate_size() < 16  # empty
     assert trace.messages("server")[-1] == "alert certificate_required"
     notes = [e.message for e in trace.events if e.direction == "note"]
@@ -63,9 +89,20 @@ def test_tls12_mtls_handshake_messages_in_order(lab_pki: LabPaths) -> None:
     trace = traced(lab_pki, with_certificate=True, maximum=TLS12)
     assert trace.version == "TLSv1.2" and trace.error is None
     assert trace.messages("client") == [
-        "ClientHello", "Certificate", "ClientKeyExchange", "CertificateVerify", "ChangeCipherSpec", "Finished",
+        "ClientHello",
+        "Certificate",
+        "ClientKeyExchange",
+        "CertificateVerify",
+        "ChangeCipherSpec",
+        "Finished",
     ]
-    assert trace.messages("server")[:5] == ["ServerHello", "Certificate", "ServerKeyExchange", "CertificateRequest", "ServerHelloDone"]
+    assert trace.messages("server")[:5] == [
+        "ServerHello",
+        "Certificate",
+        "ServerKeyExchange",
+        "CertificateRequest",
+        "ServerHelloDone",
+    ]
     client_certificate = next(e for e in trace.sent("client") if e.message == "Certificate")
     assert not client_certificate.encrypted  # TLS 1.2 sends it before ChangeCipherSpec: in clear
 
@@ -116,9 +153,13 @@ def test_the_proxy_relays_bytes_faithfully_both_ways() -> None:
 
 
 @pytest.mark.parametrize(("maximum", "visible"), [(TLS12, True), (None, False)], ids=["TLS 1.2", "TLS 1.3"])
-def test_an_eavesdropper_sees_the_client_certificate_only_over_tls12(lab_pki: LabPaths, maximum, visible: bool) -> None:  # type: ignore[no-untyped-def]
+def test_an_eavesdropper_sees_the_client_certificate_only_over_tls12(
+    lab_pki: LabPaths, maximum, visible: bool
+) -> None:  # type: ignore[no-untyped-def]
     der = load_certificate(lab_pki.client_cert).public_bytes(serialization.Encoding.DER)
-    context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=maximum)
+    context = build_server_context(
+        lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=maximum
+    )
     with MTLSServer(context, name=None) as server, RecordingProxy(server.port) as proxy:
         result = handshake(proxy.port, client_context(lab_pki))
     assert result.answer.endswith(b"Hello, alice\n")
@@ -131,12 +172,17 @@ def test_an_eavesdropper_sees_the_client_certificate_only_over_tls12(lab_pki: La
 def test_parse_records_reads_headers() -> None:
     data = bytes([22, 3, 1, 0, 2, 0xAA, 0xBB, 23, 3, 3, 0, 1, 0xCC])
     records = parse_records(data, "client->server")
-    assert [(r.content_type, r.version, r.length) for r in records] == [("handshake", "TLS 1.0", 2), ("application_data", "TLS 1.2", 1)]
+    assert [(r.content_type, r.version, r.length) for r in records] == [
+        ("handshake", "TLS 1.0", 2),
+        ("application_data", "TLS 1.2", 1),
+    ]
 
 
 @pytest.mark.parametrize("maximum", [None, TLS12], ids=["TLS 1.3", "TLS 1.2"])
 def test_session_resumption_happens_and_skips_the_client_certificate(lab_pki: LabPaths, maximum) -> None:  # type: ignore[no-untyped-def]
-    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=maximum)
+    server_context = build_server_context(
+        lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=maximum
+    )
     context = client_context(lab_pki)
     with MTLSServer(server_context, name=None) as server:
         first = handshake(server.port, context)
@@ -154,7 +200,10 @@ def test_a_resumed_handshake_sends_no_certificates(lab_pki: LabPaths) -> None:
     with MTLSServer(server_context, name=None) as server:
         first = handshake(server.port, context)
         events: list[str] = []
-        hook = lambda conn, direction, version, content, kind, data: events.append(getattr(kind, "name", str(kind)))  # noqa: E731
+
+        def hook(conn, direction, version, content, kind, data):
+            events.append(getattr(kind, "name", str(kind)))
+
         context._msg_callback = hook  # type: ignore[attr-defined]
         try:
             second = handshake(server.port, context, session=first.session)
@@ -178,15 +227,23 @@ def test_keylog_file_records_the_session_secrets(lab_pki: LabPaths, tmp_path: Pa
 
 def test_traces_are_complete_and_separate_when_repeated_on_one_server(lab_pki: LabPaths) -> None:
     """The server's alert is recorded every time, and nothing of one trace leaks into the next."""
-    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=TLS12)
+    server_context = build_server_context(
+        lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=TLS12
+    )
     with MTLSServer(server_context, name=None) as server:
         traces = [
-            trace_handshake(server.port, server_context=server_context,
-                            client_context=client_context(lab_pki, with_certificate=False))
+            trace_handshake(
+                server.port,
+                server_context=server_context,
+                client_context=client_context(lab_pki, with_certificate=False),
+            )
             for _ in range(20)
         ]
     assert all(trace.messages("server")[-1] == "alert handshake_failure" for trace in traces)
-    assert all(trace.messages("client")[0] == "ClientHello" and trace.messages("server")[0] == "ServerHello" for trace in traces)
+    assert all(
+        trace.messages("client")[0] == "ClientHello" and trace.messages("server")[0] == "ServerHello"
+        for trace in traces
+    )
 
 
 def test_a_resumed_handshake_can_be_traced(lab_pki: LabPaths) -> None:
@@ -194,7 +251,9 @@ def test_a_resumed_handshake_can_be_traced(lab_pki: LabPaths) -> None:
     context = client_context(lab_pki)
     with MTLSServer(server_context, name=None) as server:
         first = handshake(server.port, context)
-        trace = trace_handshake(server.port, server_context=server_context, client_context=context, session=first.session)
+        trace = trace_handshake(
+            server.port, server_context=server_context, client_context=context, session=first.session
+        )
     assert trace.resumed
     assert "Certificate" not in trace.messages("client") and "Certificate" not in trace.messages("server")
     assert "alert close_notify" not in trace.mermaid() or "-x" not in trace.mermaid()
@@ -217,7 +276,9 @@ def test_key_shares_reads_both_hellos_of_a_real_handshake(lab_pki: LabPaths) -> 
 def test_key_shares_of_a_tls12_hello_is_empty_and_other_bytes_are_refused(lab_pki: LabPaths) -> None:
     from lab_helpers import LabError, key_shares
 
-    server_context = build_server_context(lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=TLS12)
+    server_context = build_server_context(
+        lab_pki.server_cert, lab_pki.server_key, lab_pki.ca_cert, maximum_version=TLS12
+    )
     with MTLSServer(server_context, name=None) as server, RecordingProxy(server.port) as proxy:
         handshake(proxy.port, client_context(lab_pki))
     assert key_shares(bytes(proxy.server_to_client)) == []  # a TLS 1.2 ServerHello has no key_share
@@ -231,12 +292,21 @@ def test_key_shares_names_the_groups_of_a_hand_built_client_hello() -> None:
     """A ClientHello laid out by hand (RFC 8446, 4.1.2): two shares, one of a group the table does not name."""
     from lab_helpers import key_shares
 
-    shares = b"\x00\x1d\x00\x20" + bytes(32) + b"\x12\x34\x00\x02" + b"\xab\xcd"  # X25519 (32 bytes), 0x1234 (2)
+    shares = (
+        b"\x00\x1d\x00\x20" + bytes(32) + b"\x12\x34\x00\x02" + b"\xab\xcd"
+    )  # X25519 (32 bytes), 0x1234 (2)
     key_share = b"\x00\x33" + (len(shares) + 2).to_bytes(2, "big") + len(shares).to_bytes(2, "big") + shares
     other = b"\x00\x00\x00\x00"  # an empty extension (type 0) before it, to be skipped
     extensions = other + key_share
-    body = (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
-            + len(extensions).to_bytes(2, "big") + extensions)
+    body = (
+        b"\x03\x03"
+        + bytes(32)
+        + b"\x00"
+        + b"\x00\x02\x13\x01"
+        + b"\x01\x00"
+        + len(extensions).to_bytes(2, "big")
+        + extensions
+    )
     message = b"\x01" + len(body).to_bytes(3, "big") + body
     record = b"\x16\x03\x01" + len(message).to_bytes(2, "big") + message
     assert key_shares(record) == [("X25519", 32), ("group 0x1234", 2)]

@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from course_site import EXTRA_PAGES, LANDING_PAGE, NOTEBOOK_PATTERN
+from course_site import EXTRA_PAGES, LANDING_PAGE, NOTEBOOK_PATTERN  # noqa: E402 (after the path is set)
 
 # ---------------------------------------------------------------------------------------------
 # THE ONE SETTING TO CHANGE IN A FORK: the repository's public address on GitHub. Every page's

@@ -131,7 +131,9 @@ class Checker:
 
     def result(self) -> CheckResult:
         passed = bool(self.points) and all(ok for ok, _ in self.points)
-        outcome = CheckResult(self.exercise, self.title, PASSED if passed else INCOMPLETE, self.points, self.hint)
+        outcome = CheckResult(
+            self.exercise, self.title, PASSED if passed else INCOMPLETE, self.points, self.hint
+        )
         if not passed and strict_mode():
             raise AssertionError(f"A solution does not pass its own check:\n{outcome}")
         return outcome

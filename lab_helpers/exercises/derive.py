@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["derive_exercise", "solution_notebooks", "exercise_path", "sync", "SOLUTION_TAG", "EXERCISE_TAG"]
+__all__ = ["EXERCISE_TAG", "SOLUTION_TAG", "derive_exercise", "exercise_path", "solution_notebooks", "sync"]
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
@@ -31,7 +31,9 @@ def derive_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
             continue
         stub = cell.metadata.get("stub")
         if stub is None:
-            raise ValueError(f"solution cell {cell.get('id')} has no 'stub' in its metadata: give the learner a start")
+            raise ValueError(
+                f"solution cell {cell.get('id')} has no 'stub' in its metadata: give the learner a start"
+            )
         cell.source = stub
         cell.metadata = {"tags": [EXERCISE_TAG if tag == SOLUTION_TAG else tag for tag in tags]}
         cell.outputs, cell.execution_count = [], None

@@ -28,21 +28,21 @@ from ..pki import CertificateAuthority, PrivateKey
 from ..server import MTLSServer, build_server_context
 
 __all__ = [
-    "signed_by",
-    "extension",
-    "subject_alternative_names",
+    "attempt_presenting",
     "common_name",
     "display_name",
-    "is_private_key",
-    "valid_now",
     "extended_key_usages",
+    "extension",
     "has_purpose",
-    "public_key_der",
-    "server_problem",
-    "nameless_server",
+    "is_private_key",
     "lab_server",
-    "attempt_presenting",
+    "nameless_server",
+    "public_key_der",
     "request_through_a_lab_server",
+    "server_problem",
+    "signed_by",
+    "subject_alternative_names",
+    "valid_now",
 ]
 
 CertificateOrCSR = x509.Certificate | x509.CertificateSigningRequest

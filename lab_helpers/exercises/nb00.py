@@ -12,15 +12,15 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Collection, Mapping
 from unittest import mock
 
 import requests
 
 from . import Checker, CheckResult, not_attempted
 
-__all__ = ["exercise_1", "exercise_2", "exercise_3", "PRETEND_ENVIRONMENT"]
+__all__ = ["PRETEND_ENVIRONMENT", "exercise_1", "exercise_2", "exercise_3"]
 
 #: What the check pretends the environment holds when it tries a session (as step 6 of the notebook does).
 PRETEND_ENVIRONMENT = {"REQUESTS_CA_BUNDLE": "/company/ca-bundle.pem", "HTTPS_PROXY": "http://127.0.0.1:9"}
@@ -68,7 +68,9 @@ def exercise_1(
 
     expected = _set_variables(watched, os.environ)
     if isinstance(tls_variables, str) or not isinstance(tls_variables, Collection):
-        c.require(False, "", "tls_variables should be a set of names, e.g. {'REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE'}")
+        c.require(
+            False, "", "tls_variables should be a set of names, e.g. {'REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE'}"
+        )
     else:
         given = {str(name).upper() for name in tls_variables} - {NOT_A_TLS_VARIABLE}  # harmless either way
         missing, extra = sorted(expected - given), sorted(given - expected)
@@ -91,10 +93,16 @@ def exercise_1(
     )
     verify = session.verify
     if verify is False:
-        c.require(False, "", "verify is False: that switches verification off. Never do that; trust the lab CA instead")
+        c.require(
+            False,
+            "",
+            "verify is False: that switches verification off. Never do that; trust the lab CA instead",
+        )
     elif verify is True:
         c.require(
-            False, "", "verify is True, so it trusts certifi's public CAs: give my_session.verify the lab CA file, lab_ca"
+            False,
+            "",
+            "verify is True, so it trusts certifi's public CAs: give my_session.verify the lab CA file, lab_ca",
         )
     else:
         c.require(
@@ -144,7 +152,9 @@ def exercise_2(proxy_error: BaseException | None) -> CheckResult:
             "proxy_error is a class: keep the exception object itself, the one `except ... as error` names"
         )
     if not isinstance(proxy_error, BaseException):
-        return c.fail(f"proxy_error should be the exception the request raised, not a {type(proxy_error).__name__}")
+        return c.fail(
+            f"proxy_error should be the exception the request raised, not a {type(proxy_error).__name__}"
+        )
     is_proxy = isinstance(proxy_error, requests.exceptions.ProxyError)
     if not is_proxy and isinstance(proxy_error, requests.exceptions.ConnectionError):
         missing = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -45,7 +45,9 @@ def exercise_1(
         return c.not_attempted()
     if not isinstance(rsa_root, x509.Certificate):
         return c.fail("smallest_rsa_root should be an x509.Certificate taken from `roots`")
-    rsa_sizes = [root.public_key().key_size for root in roots if isinstance(root.public_key(), rsa.RSAPublicKey)]
+    rsa_sizes = [
+        root.public_key().key_size for root in roots if isinstance(root.public_key(), rsa.RSAPublicKey)
+    ]
     if not rsa_sizes:  # pragma: no cover (certifi has always held RSA roots)
         return c.fail("this bundle holds no RSA root at all, so the exercise has no answer here")
     smallest = min(rsa_sizes)
@@ -56,7 +58,9 @@ def exercise_1(
     )
     key = rsa_root.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
-        kind = f"ECDSA ({key.curve.name})" if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+        kind = (
+            f"ECDSA ({key.curve.name})" if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+        )
         c.require(
             False,
             "",
@@ -70,7 +74,9 @@ def exercise_1(
         "take the minimum over all RSA roots",
     )
     if isinstance(rsa_bits, str) and rsa_bits.strip().isdigit():
-        c.require(False, "", f"smallest_rsa_bits is the text {rsa_bits!r}: give the int, public_key().key_size")
+        c.require(
+            False, "", f"smallest_rsa_bits is the text {rsa_bits!r}: give the int, public_key().key_size"
+        )
     else:
         c.require(
             isinstance(rsa_bits, int) and not isinstance(rsa_bits, bool) and rsa_bits == key.key_size,
@@ -135,11 +141,17 @@ def exercise_2(
         )
     expected_days = (mine - now).days
     if not isinstance(days_left, int) or isinstance(days_left, bool):
-        c.require(False, "", f"days_left should be an int, the .days of a timedelta, not {type(days_left).__name__}")
+        c.require(
+            False, "", f"days_left should be an int, the .days of a timedelta, not {type(days_left).__name__}"
+        )
     elif abs(days_left - expected_days) <= 1:
-        c.require(True, f"days_left = {days_left}: the whole days until {display_name(soonest_root)} ends", "")
+        c.require(
+            True, f"days_left = {days_left}: the whole days until {display_name(soonest_root)} ends", ""
+        )
     elif abs(days_left + expected_days) <= 1:
-        c.require(False, "", f"days_left is {days_left}: you subtracted the other way round; the end minus now")
+        c.require(
+            False, "", f"days_left is {days_left}: you subtracted the other way round; the end minus now"
+        )
     else:
         c.require(
             False,
@@ -165,12 +177,18 @@ def exercise_3(curve_counts: Mapping[str, int] | None, *, roots: Sequence[x509.C
     if not_attempted(curve_counts):
         return c.not_attempted()
     if not isinstance(curve_counts, Mapping):
-        return c.fail("curve_counts should be a dict from a curve name to a number of roots, e.g. {'secp384r1': 12}")
+        return c.fail(
+            "curve_counts should be a dict from a curve name to a number of roots, e.g. {'secp384r1': 12}"
+        )
     if any(isinstance(name, ec.EllipticCurve) for name in curve_counts):
-        return c.fail("the keys of curve_counts are curve objects: use their names, public_key().curve.name "
-                      "(text such as 'secp384r1')")
+        return c.fail(
+            "the keys of curve_counts are curve objects: use their names, public_key().curve.name "
+            "(text such as 'secp384r1')"
+        )
     expected = Counter(
-        root.public_key().curve.name for root in roots if isinstance(root.public_key(), ec.EllipticCurvePublicKey)
+        root.public_key().curve.name
+        for root in roots
+        if isinstance(root.public_key(), ec.EllipticCurvePublicKey)
     )
     given = {str(name): count for name, count in curve_counts.items()}
     missing = sorted(set(expected) - set(given))
@@ -187,7 +205,9 @@ def exercise_3(curve_counts: Mapping[str, int] | None, *, roots: Sequence[x509.C
     if compared:  # with no curve in common there is no count to compare yet
         wrong = [name for name in compared if given[name] != expected[name]]
         c.require(  # the counts are the answer: say which are wrong, never what they should be
-            not wrong, "each count you gave matches the bundle", f"wrong count for {', '.join(wrong)}: count again"
+            not wrong,
+            "each count you gave matches the bundle",
+            f"wrong count for {', '.join(wrong)}: count again",
         )
     if all(ok for ok, _ in c.points):  # the share is part of the answer: shown once every count is right
         total = sum(expected.values())

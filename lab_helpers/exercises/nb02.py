@@ -28,11 +28,19 @@ from .evidence import extension, public_key_der, signed_by
 __all__ = ["exercise_1", "exercise_2", "exercise_3"]
 
 _FLAGS = (
-    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
 )
 _TEN_YEARS = (datetime.timedelta(days=3650), datetime.timedelta(days=3653))  # 365 * 10, up to three leap days
 _LAB_CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab-ca")])  # notebook 02's name, step 2
+
 
 def _flags_on(usage: x509.KeyUsage) -> set[str]:
     on = set()
@@ -71,7 +79,9 @@ def exercise_1(
     if not_attempted(certificate, private_key):
         return c.not_attempted()
     if not isinstance(certificate, x509.Certificate):
-        return c.fail("decade_ca_cert should be an x509.Certificate, the result of CertificateBuilder().sign(...)")
+        return c.fail(
+            "decade_ca_cert should be an x509.Certificate, the result of CertificateBuilder().sign(...)"
+        )
     if private_key is None or not hasattr(private_key, "public_key"):
         return c.fail("decade_ca_key should be the private key you signed decade_ca_cert with")
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -90,11 +100,19 @@ def exercise_1(
     constraints = extension(certificate, x509.BasicConstraints)
     if constraints is None:
         c.require(
-            False, "", "BasicConstraints is missing: add x509.BasicConstraints(ca=True, path_length=1), critical=True"
+            False,
+            "",
+            "BasicConstraints is missing: add x509.BasicConstraints(ca=True, path_length=1), critical=True",
         )
     else:
-        c.require(constraints.critical, "BasicConstraints is critical", "BasicConstraints is not critical: critical=True")
-        c.require(constraints.value.ca, "BasicConstraints says CA:TRUE", "BasicConstraints says CA:FALSE: ca=True")
+        c.require(
+            constraints.critical,
+            "BasicConstraints is critical",
+            "BasicConstraints is not critical: critical=True",
+        )
+        c.require(
+            constraints.value.ca, "BasicConstraints says CA:TRUE", "BasicConstraints says CA:FALSE: ca=True"
+        )
         c.require(
             constraints.value.path_length == 1,
             "the path length is 1: one level of intermediates may sit below",
@@ -118,10 +136,16 @@ def exercise_1(
 
     ski = extension(certificate, x509.SubjectKeyIdentifier)
     if ski is None:
-        c.require(False, "", "SubjectKeyIdentifier is missing: x509.SubjectKeyIdentifier.from_public_key(...)")
+        c.require(
+            False, "", "SubjectKeyIdentifier is missing: x509.SubjectKeyIdentifier.from_public_key(...)"
+        )
     else:  # step 7's method, RFC 5280's SHA-1 of the key: what a verifier would compute to match the AKIs below
         own = x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest  # type: ignore[arg-type]
-        lab_ski = extension(lab_ca_certificate, x509.SubjectKeyIdentifier) if lab_ca_certificate is not None else None
+        lab_ski = (
+            extension(lab_ca_certificate, x509.SubjectKeyIdentifier)
+            if lab_ca_certificate is not None
+            else None
+        )
         if ski.value.digest == own:
             c.require(True, "its SubjectKeyIdentifier identifies its own key", "")
         elif lab_ski is not None and ski.value.digest == lab_ski.value.digest:
@@ -196,9 +220,11 @@ def _try_path_length(c: Checker, certificate: x509.Certificate, private_key: Pri
     verdict = verify_chain(
         one_level.certificate, roots=[certificate], intermediates=[first.certificate], name="localhost"
     )
-    key_hint = " (Ed25519 keys are refused by this verifier: use ec.SECP256R1())" if isinstance(
-        private_key, ed25519.Ed25519PrivateKey
-    ) else ""
+    key_hint = (
+        " (Ed25519 keys are refused by this verifier: use ec.SECP256R1())"
+        if isinstance(private_key, ed25519.Ed25519PrivateKey)
+        else ""
+    )
     c.require(
         verdict.ok,
         "a server certificate below one intermediate verifies up to it",
@@ -296,7 +322,9 @@ def exercise_2(
     usage = extension(ca_certificate, x509.KeyUsage)
     if usage is None:
         c.require(
-            False, "", "it has no KeyUsage at all, which allows every use: add a KeyUsage with key_cert_sign=False"
+            False,
+            "",
+            "it has no KeyUsage at all, which allows every use: add a KeyUsage with key_cert_sign=False",
         )
     else:
         c.require(
@@ -320,7 +348,9 @@ def exercise_2(
 
     verdict = _chain_verdict(leaf, ca_certificate)
     if verdict is None:
-        return c.fail("no_sign_leaf is neither a server nor a client certificate: use .issue_server_certificate()")
+        return c.fail(
+            "no_sign_leaf is neither a server nor a client certificate: use .issue_server_certificate()"
+        )
     c.require(
         not verdict.ok,
         f"a verifier refuses the leaf ({verdict.error})" if not verdict.ok else "",
@@ -359,13 +389,19 @@ def exercise_3(
     try:
         path = Path(os.fspath(key_path))  # type: ignore[arg-type]
     except TypeError:
-        return c.fail("encrypted_key_path should be the path of the file, e.g. what save_private_key returned")
+        return c.fail(
+            "encrypted_key_path should be the path of the file, e.g. what save_private_key returned"
+        )
     if not path.is_file():
         return c.fail(f"{path} does not exist: save the key there first")
     if not isinstance(password, bytes):
-        return c.fail("key_password should be bytes, e.g. b'correct horse': cryptography takes bytes, not str")
+        return c.fail(
+            "key_password should be bytes, e.g. b'correct horse': cryptography takes bytes, not str"
+        )
     if not password:
-        return c.fail("key_password is empty: a key saved with it would not be encrypted; choose a real password")
+        return c.fail(
+            "key_password is empty: a key saved with it would not be encrypted; choose a real password"
+        )
     first_line = path.read_text(errors="replace").splitlines()[:1]
     c.require(
         first_line == ["-----BEGIN ENCRYPTED PRIVATE KEY-----"],
@@ -379,7 +415,9 @@ def exercise_3(
         refused = True
     except LabError:
         refused = False
-    c.require(refused, "without the password it cannot be loaded (KeyPasswordError)", "it loads without a password")
+    c.require(
+        refused, "without the password it cannot be loaded (KeyPasswordError)", "it loads without a password"
+    )
     try:
         loaded = load_private_key(path, password=password)
     except LabError as error:  # a wrong password (or a damaged file): the file does not open with it

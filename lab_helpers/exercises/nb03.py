@@ -78,7 +78,11 @@ def exercise_1(
             f"its SAN holds IP:{API_ADDRESS}",
             f"its SAN has no IP entry {API_ADDRESS}: add x509.IPAddress(ipaddress.ip_address('{API_ADDRESS}'))",
         )
-    asked_for = (x509.DNSName(API_NAME), x509.IPAddress(API_ADDRESS), x509.DNSName(str(API_ADDRESS)))  # the last: named above
+    asked_for = (
+        x509.DNSName(API_NAME),
+        x509.IPAddress(API_ADDRESS),
+        x509.DNSName(str(API_ADDRESS)),
+    )  # the last: named above
     others = [str(entry.value) for entry in names if entry not in asked_for]
     c.require(
         not others,
@@ -134,16 +138,22 @@ def exercise_2(
     if not_attempted(tampered_csr):
         return c.not_attempted()
     if not isinstance(tampered_csr, x509.CertificateSigningRequest):
-        return c.fail("tampered_csr should be an x509.CertificateSigningRequest, what x509.load_der_x509_csr returns")
+        return c.fail(
+            "tampered_csr should be an x509.CertificateSigningRequest, what x509.load_der_x509_csr returns"
+        )
     if not isinstance(original_csr, x509.CertificateSigningRequest):
-        return c.fail("api_csr (the request of exercise 3.1) is missing: make it first, then change a copy of its bytes")
+        return c.fail(
+            "api_csr (the request of exercise 3.1) is missing: make it first, then change a copy of its bytes"
+        )
     c.require(
         original_csr.is_signature_valid,
         "api_csr, the request you started from, is genuine (its signature is valid)",
         "api_csr itself has an invalid signature: start from the request you signed in exercise 3.1",
     )
     der = serialization.Encoding.DER
-    if tampered_csr.public_bytes(der) == original_csr.public_bytes(der):  # one message, not three about one cause
+    if tampered_csr.public_bytes(der) == original_csr.public_bytes(
+        der
+    ):  # one message, not three about one cause
         return c.fail(
             "tampered_csr is api_csr unchanged: bytes.replace found nothing to replace. An address is stored as "
             "4 bytes (ipaddress.ip_address(...).packed), not as text"
@@ -172,7 +182,9 @@ def exercise_2(
     except LabError:
         refused = False
     c.require(
-        refused, "the lab CA refuses it with TamperedCSRError", "the lab CA did not refuse it with TamperedCSRError"
+        refused,
+        "the lab CA refuses it with TamperedCSRError",
+        "the lab CA did not refuse it with TamperedCSRError",
     )
     return c.result()
 
@@ -213,11 +225,24 @@ def exercise_3(
         "it is valid already (it starts in the past)",
         "it starts in the future: leave valid_from out, or give an aware time a few minutes ago",
     )
-    name = next((entry for entry in subject_alternative_names(certificate) if isinstance(entry, (x509.DNSName, x509.IPAddress))), None)
+    name = next(
+        (
+            entry
+            for entry in subject_alternative_names(certificate)
+            if isinstance(entry, (x509.DNSName, x509.IPAddress))
+        ),
+        None,
+    )
     if name is None:
-        return c.fail("it has no DNS or IP name in its SAN, so no client could accept it: issue it for localhost")
+        return c.fail(
+            "it has no DNS or IP name in its SAN, so no client could accept it: issue it for localhost"
+        )
     today = verify_chain(certificate, roots=[ca_certificate], name=name, at=now)
-    c.require(today.ok, f"a client accepts it today for {name.value}", f"a client refuses it even today: {today.error}")
+    c.require(
+        today.ok,
+        f"a client accepts it today for {name.value}",
+        f"a client refuses it even today: {today.error}",
+    )
     later = verify_chain(certificate, roots=[ca_certificate], name=name, at=now + datetime.timedelta(days=2))
     c.require(
         not later.ok,

@@ -33,7 +33,9 @@ __all__ = ["exercise_1", "exercise_2", "exercise_3", "live_not_yet_valid_server_
 UNHANDLED_CRITICAL = "unhandled critical extension"
 
 
-def exercise_1(certificate: x509.Certificate | None, outcome: Outcome | None, *, ca_certificate: x509.Certificate) -> CheckResult:
+def exercise_1(
+    certificate: x509.Certificate | None, outcome: Outcome | None, *, ca_certificate: x509.Certificate
+) -> CheckResult:
     """7.1 Another failure that is not in the catalog: alice's certificate plus an unknown critical extension.
 
     The server refuses it for a reason the catalog has no entry for, so the
@@ -41,18 +43,25 @@ def exercise_1(certificate: x509.Certificate | None, outcome: Outcome | None, *,
     sees that the server's own reason names the cause.
     """
     c = Checker(
-        "7.1", "Another failure that is not in the catalog",
+        "7.1",
+        "Another failure that is not in the catalog",
         hint="RFC 5280 says a verifier must reject a certificate with a critical extension it does not "
         "understand. Change only that, and keep everything else of alice's.",
     )
     if not_attempted(certificate, outcome):
         return c.not_attempted()
     if not isinstance(certificate, x509.Certificate):
-        return c.fail("critical_certificate should be an x509.Certificate (what CertificateBuilder.sign() returns)")
+        return c.fail(
+            "critical_certificate should be an x509.Certificate (what CertificateBuilder.sign() returns)"
+        )
     if not isinstance(outcome, Outcome):
-        return c.fail("critical_outcome should be the Outcome that attempt(server.url, ..., server=server) returns")
+        return c.fail(
+            "critical_outcome should be the Outcome that attempt(server.url, ..., server=server) returns"
+        )
     unknown_critical = [
-        ext for ext in certificate.extensions if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension)
+        ext
+        for ext in certificate.extensions
+        if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension)
     ]
     c.require(
         unknown_critical,
@@ -75,16 +84,22 @@ def exercise_1(certificate: x509.Certificate | None, outcome: Outcome | None, *,
         # A server that saw this certificate would have refused it: so it saw another one, or the
         # certificate gives it nothing to refuse. Either way the server's reason is not the point yet.
         c.require(
-            False, "",
+            False,
+            "",
             "the request succeeded, so the server never saw your new certificate: present the file you saved "
-            "(cert_file=..., key_file=lab.client[1])" if unknown_critical else
-            "the request succeeded: an extension nobody knows is ignored unless it is marked critical",
+            "(cert_file=..., key_file=lab.client[1])"
+            if unknown_critical
+            else "the request succeeded: an extension nobody knows is ignored unless it is marked critical",
         )
         return c.result()
     c.require(True, "the request failed", "")
     if outcome.server_reason is None:
-        c.require(False, "", "your outcome has no server side: pass server=server to attempt(), so that it carries "
-                             "the reason the server recorded")
+        c.require(
+            False,
+            "",
+            "your outcome has no server side: pass server=server to attempt(), so that it carries "
+            "the reason the server recorded",
+        )
     else:
         c.require(
             outcome.server_reason == UNHANDLED_CRITICAL,
@@ -212,7 +227,11 @@ def exercise_2(alert: str | None, outcome: Outcome | None, *, lab: CatalogLab) -
 
 
 def _pair(value: object) -> tuple[Path, Path] | None:
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(p, (str, os.PathLike)) for p in value):
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(p, (str, os.PathLike)) for p in value)
+    ):
         return Path(os.fspath(value[0])), Path(os.fspath(value[1]))
     return None
 
@@ -231,7 +250,8 @@ def exercise_3(
     real request with plain requests: it passes only when that succeeds.
     """
     c = Checker(
-        "7.3", "Repair a broken set-up",
+        "7.3",
+        "Repair a broken set-up",
         hint="After each change, read explain() and the server's reason: each names the next thing to fix.",
     )
     if not_attempted(server_pair, verify, client_pair):

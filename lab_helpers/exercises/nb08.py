@@ -45,8 +45,10 @@ def _decide_problem(policy: AccessPolicy, certificate: x509.Certificate, path: s
     except Exception as error:  # the learner's own code again
         return f"decide(client, {path!r}) raised {type(error).__name__}: {error}"
     if not isinstance(decision, Decision):
-        return (f"decide() must return a Decision (what super().decide() returns, or a replace() of it), "
-                f"not {type(decision).__name__}")
+        return (
+            f"decide() must return a Decision (what super().decide() returns, or a replace() of it), "
+            f"not {type(decision).__name__}"
+        )
     return None
 
 
@@ -65,7 +67,8 @@ def exercise_1(
     running server uses. Given ``bound``, the check says so.
     """
     c = Checker(
-        "8.1", "Reports for bob",
+        "8.1",
+        "Reports for bob",
         hint="A policy is its rules plus its trust domains: a new one needs all of bound's, plus one rule for "
         "bob's URI.",
     )
@@ -75,12 +78,20 @@ def exercise_1(
         return c.fail("reports_policy should be an AccessPolicy, e.g. AccessPolicy().allow(...).allow(...)")
     if bound is not None:
         if policy is bound:
-            c.require(False, "", "reports_policy is bound itself: allow() changes the policy it is called on, so bound, "
-                                 "the running server's policy, now lets bob into /reports too; run step 4's cell that "
-                                 "builds bound again, and start reports_policy from AccessPolicy()")
+            c.require(
+                False,
+                "",
+                "reports_policy is bound itself: allow() changes the policy it is called on, so bound, "
+                "the running server's policy, now lets bob into /reports too; run step 4's cell that "
+                "builds bound again, and start reports_policy from AccessPolicy()",
+            )
         elif _allowed(bound, bob, "/reports"):
-            c.require(False, "", "bound now lets bob into /reports: an allow() call changed it in place; run step 4's "
-                                 "cell that builds bound again, and build reports_policy from AccessPolicy()")
+            c.require(
+                False,
+                "",
+                "bound now lets bob into /reports: an allow() call changed it in place; run step 4's "
+                "cell that builds bound again, and build reports_policy from AccessPolicy()",
+            )
         else:
             c.require(True, "bound is unchanged: reports_policy is a policy of its own", "")
     c.require(
@@ -116,10 +127,13 @@ def exercise_1(
     return c.result()
 
 
-def exercise_2(policy: AccessPolicy | None, *, lab_ca: CertificateAuthority, partner_ca: CertificateAuthority) -> CheckResult:
+def exercise_2(
+    policy: AccessPolicy | None, *, lab_ca: CertificateAuthority, partner_ca: CertificateAuthority
+) -> CheckResult:
     """8.2 Every lab.example service may read /metrics: an identity prefix, bound to its CA, on normalized paths."""
     c = Checker(
-        "8.2", "Every service may read /metrics",
+        "8.2",
+        "Every service may read /metrics",
         hint="Let super().decide() do what it already does (the path, the trust domain, the rule), and widen "
         "only a denial it made under the /metrics rule, for an identity inside the services' namespace.",
     )
@@ -128,7 +142,9 @@ def exercise_2(policy: AccessPolicy | None, *, lab_ca: CertificateAuthority, par
     if not isinstance(policy, AccessPolicy):
         return c.fail("metrics_policy should be an instance of your subclass of AccessPolicy")
     service = lab_ca.issue_client_certificate("exporter", names=[SERVICE]).certificate
-    look_alike = lab_ca.issue_client_certificate("evil", names=["spiffe://lab.example/service-evil"]).certificate
+    look_alike = lab_ca.issue_client_certificate(
+        "evil", names=["spiffe://lab.example/service-evil"]
+    ).certificate
     minted = partner_ca.issue_client_certificate("exporter", names=[SERVICE]).certificate
     user = lab_ca.issue_client_certificate("bob").certificate
     alice = lab_ca.issue_client_certificate("alice", names=[ALICE]).certificate
@@ -141,8 +157,11 @@ def exercise_2(policy: AccessPolicy | None, *, lab_ca: CertificateAuthority, par
         service_reads,
         "a lab.example service reads /metrics and /metrics/cpu",
         f"{SERVICE} cannot read /metrics and everything under it"
-        + (": does your policy have a /metrics rule? Without one, super().decide() finds no rule to widen"
-           if no_rule else ""),
+        + (
+            ": does your policy have a /metrics rule? Without one, super().decide() finds no rule to widen"
+            if no_rule
+            else ""
+        ),
     )
     c.require(
         not _allowed(policy, service, "/admin"),
@@ -190,7 +209,8 @@ def exercise_3(
 ) -> CheckResult:
     """8.3 Pin the key, not the certificate: a renewal that keeps the key keeps access; a new key does not."""
     c = Checker(
-        "8.3", "Pin the key, not the certificate",
+        "8.3",
+        "Pin the key, not the certificate",
         hint="What stays the same when the CA signs alice's CSR again? Hash that part, not the whole certificate.",
     )
     if not_attempted(policy, same_key):
@@ -198,7 +218,9 @@ def exercise_3(
     if not isinstance(policy, AccessPolicy):
         return c.fail("key_pinned should be an instance of your subclass of AccessPolicy")
     if not isinstance(same_key, x509.Certificate):
-        return c.fail("alice_same_key should be an x509.Certificate, e.g. lab_ca.sign_csr(alice.csr, profile='client')")
+        return c.fail(
+            "alice_same_key should be an x509.Certificate, e.g. lab_ca.sign_csr(alice.csr, profile='client')"
+        )
     c.require(
         public_key_der(same_key) == public_key_der(alice),
         "alice_same_key carries alice's public key",
@@ -210,18 +232,26 @@ def exercise_3(
         "alice_same_key is alice's certificate itself: have the CA sign her CSR again",
     )
     from_lab_ca = signed_by(same_key, ca_certificate)
-    c.require(from_lab_ca, "it is issued by the lab CA", "alice_same_key is not issued by the lab CA: use lab_ca.sign_csr")
+    c.require(
+        from_lab_ca,
+        "it is issued by the lab CA",
+        "alice_same_key is not issued by the lab CA: use lab_ca.sign_csr",
+    )
     problem = _decide_problem(policy, alice, "/admin")
     if problem:
         c.require(False, "", problem)
         return c.result()
     alice_in, renewal_in = _allowed(policy, alice, "/admin"), _allowed(policy, same_key, "/admin")
     if alice_in and not renewal_in:
-        locked_out = ("alice's same-key renewal cannot read /admin: your pin changes with the certificate; hash the "
-                      "SubjectPublicKeyInfo, not the certificate")
+        locked_out = (
+            "alice's same-key renewal cannot read /admin: your pin changes with the certificate; hash the "
+            "SubjectPublicKeyInfo, not the certificate"
+        )
     else:
-        locked_out = ("alice cannot read /admin: the /admin rule must name what your identity_of returns for her "
-                      "certificate, the pin of her key")
+        locked_out = (
+            "alice cannot read /admin: the /admin rule must name what your identity_of returns for her "
+            "certificate, the pin of her key"
+        )
     c.require(
         alice_in and renewal_in,
         "alice reads /admin with her certificate and with the renewal that keeps her key",

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -83,14 +83,20 @@ def _gap(certificates: Sequence[x509.Certificate], root: x509.Certificate) -> st
         above = certificates[position + 1] if position + 1 < len(certificates) else None
         if above is not None:
             if not signed_by(below, above):
-                return (f"{display_name(below)} is followed by {display_name(above)}, but was signed by "
-                        f"{_issuer_name(below)}: each certificate must be followed by the CA that signed it")
+                return (
+                    f"{display_name(below)} is followed by {display_name(above)}, but was signed by "
+                    f"{_issuer_name(below)}: each certificate must be followed by the CA that signed it"
+                )
         elif not signed_by(below, root):
             if below.issuer == root.subject:
-                return (f"{display_name(below)} names lab-root-ca as its issuer, but another key signed it: create "
-                        "it from the root you unlocked with PASSPHRASE")
-            return (f"{display_name(below)} was signed by {_issuer_name(below)}, which is not in the file: a client "
-                    "that trusts only lab-root-ca needs every CA between your leaf and the root")
+                return (
+                    f"{display_name(below)} names lab-root-ca as its issuer, but another key signed it: create "
+                    "it from the root you unlocked with PASSPHRASE"
+                )
+            return (
+                f"{display_name(below)} was signed by {_issuer_name(below)}, which is not in the file: a client "
+                "that trusts only lab-root-ca needs every CA between your leaf and the root"
+            )
     return None
 
 
@@ -119,7 +125,9 @@ def _scratch_chain_verifies(path_lengths: Sequence[int | None]) -> bool:
     for level, path_length in zip(LEVELS, path_lengths):
         ca = ca.create_intermediate(f"scratch-{level}-ca", path_length=path_length)
     leaf = ca.issue_client_certificate("scratch")
-    return verify_chain(leaf.certificate, roots=[root.certificate], intermediates=leaf.chain, purpose="client").ok
+    return verify_chain(
+        leaf.certificate, roots=[root.certificate], intermediates=leaf.chain, purpose="client"
+    ).ok
 
 
 def _is_alert(reason: str) -> bool:
@@ -138,7 +146,8 @@ def _server_refused_certificate(outcome: Outcome) -> bool:
     if outcome.ok or reason is None or _is_alert(reason):
         return False
     return re.fullmatch(r"[A-Z0-9_]+", reason) is None and reason not in (
-        "client closed the connection during the handshake", "handshake timed out"
+        "client closed the connection during the handshake",
+        "handshake timed out",
     )
 
 
@@ -160,9 +169,10 @@ def exercise_1(
     alone, which can succeed only if the chain in the file is complete.
     """
     c = Checker(
-        "9.1", "A second intermediate",
+        "9.1",
+        "A second intermediate",
         hint="A path length counts the CAs that may still follow a CA, never the leaf. A server sends its own "
-             "certificate first, then each issuer in turn, up to the root and without it.",
+        "certificate first, then each issuer in turn, up to the root and without it.",
     )
     if not_attempted(chain_file, key_file):
         return c.not_attempted()
@@ -179,58 +189,98 @@ def exercise_1(
         return c.fail(f"the files cannot be loaded: {error}")
     leaf = certificates[0]
     if _is_ca(leaf):
-        return c.fail(f"{Path(chain_file).name} starts with a CA certificate ({display_name(leaf)}): "
-                      "the server's own certificate comes first, then its issuers")
-    c.require(has_purpose(leaf, ExtendedKeyUsageOID.SERVER_AUTH),
-              f"it starts with the server's certificate ({display_name(leaf)}, serverAuth)",
-              f"its first certificate ({display_name(leaf)}) is not a server certificate: issue it with "
-              "issue_server_certificate()")
+        return c.fail(
+            f"{Path(chain_file).name} starts with a CA certificate ({display_name(leaf)}): "
+            "the server's own certificate comes first, then its issuers"
+        )
+    c.require(
+        has_purpose(leaf, ExtendedKeyUsageOID.SERVER_AUTH),
+        f"it starts with the server's certificate ({display_name(leaf)}, serverAuth)",
+        f"its first certificate ({display_name(leaf)}) is not a server certificate: issue it with "
+        "issue_server_certificate()",
+    )
     matches = key_matches_certificate(key, leaf)
-    c.require(matches, "deep_key_file holds the private key of that certificate",
-              "deep_key_file does not hold the key of the first certificate: save the leaf's own private_key")
-    c.require(root_certificate not in certificates, "the root stays out of the file: the client has it already",
-              "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)")
+    c.require(
+        matches,
+        "deep_key_file holds the private key of that certificate",
+        "deep_key_file does not hold the key of the first certificate: save the leaf's own private_key",
+    )
+    c.require(
+        root_certificate not in certificates,
+        "the root stays out of the file: the client has it already",
+        "the file holds lab-root-ca too: leave it out (a root received from the peer proves nothing)",
+    )
     intermediates = [certificate for certificate in certificates[1:] if certificate != root_certificate]
     gap = _gap([leaf, *intermediates], root_certificate)
     linked = gap is None
-    c.require(linked, "each certificate is followed by its issuer, and the last one was signed by lab-root-ca", gap or "")
+    c.require(
+        linked,
+        "each certificate is followed by its issuer, and the last one was signed by lab-root-ca",
+        gap or "",
+    )
     names = ", ".join(display_name(certificate) for certificate in intermediates) or "nothing"
     if linked:  # a complete path: is it the exercise's, with two CAs below the root?
-        c.require(len(intermediates) == 2 and all(_is_ca(certificate) for certificate in intermediates),
-                  f"two intermediates follow the leaf ({names})",
-                  f"the leaf is followed by {names}, which leads to lab-root-ca: the exercise's chain has two "
-                  "intermediates between the leaf and the root (lab-issuing-ca-2, then lab-policy-ca)")
+        c.require(
+            len(intermediates) == 2 and all(_is_ca(certificate) for certificate in intermediates),
+            f"two intermediates follow the leaf ({names})",
+            f"the leaf is followed by {names}, which leads to lab-root-ca: the exercise's chain has two "
+            "intermediates between the leaf and the root (lab-issuing-ca-2, then lab-policy-ca)",
+        )
     if len(intermediates) == 2 and linked:
         lower, upper = intermediates
         upper_length, lower_length = _path_length(upper), _path_length(lower)
         if upper_length == 0:
-            upper_problem = (f"{display_name(upper)} has pathlen:0, so it may sign no CA at all: how many CAs must "
-                             "follow it in your chain?")
+            upper_problem = (
+                f"{display_name(upper)} has pathlen:0, so it may sign no CA at all: how many CAs must "
+                "follow it in your chain?"
+            )
         else:
-            upper_problem = (f"{display_name(upper)} has {_path_length_text(upper_length)}: that allows more CAs "
-                             "below it than this chain needs; how many CAs follow it in your chain?")
-        c.require(upper_length == 1,
-                  f"{display_name(upper)} has pathlen:1: one CA may follow it, exactly what this chain needs",
-                  upper_problem)
-        c.require(lower_length == 0,
-                  f"{display_name(lower)} has pathlen:0: it signs leaves only",
-                  f"{display_name(lower)} has {_path_length_text(lower_length)}: its key could still create a CA "
-                  "below it; how many CAs does a CA that signs leaves only need below it?")
-    verdict = verify_chain(leaf, roots=[root_certificate], intermediates=intermediates, purpose="server",
-                           name="localhost")
-    c.require(verdict.ok, "verify_chain accepts it for localhost, with lab-root-ca as the only root",
-              f"verify_chain refuses it: {verdict.error}")
+            upper_problem = (
+                f"{display_name(upper)} has {_path_length_text(upper_length)}: that allows more CAs "
+                "below it than this chain needs; how many CAs follow it in your chain?"
+            )
+        c.require(
+            upper_length == 1,
+            f"{display_name(upper)} has pathlen:1: one CA may follow it, exactly what this chain needs",
+            upper_problem,
+        )
+        c.require(
+            lower_length == 0,
+            f"{display_name(lower)} has pathlen:0: it signs leaves only",
+            f"{display_name(lower)} has {_path_length_text(lower_length)}: its key could still create a CA "
+            "below it; how many CAs does a CA that signs leaves only need below it?",
+        )
+    verdict = verify_chain(
+        leaf, roots=[root_certificate], intermediates=intermediates, purpose="server", name="localhost"
+    )
+    c.require(
+        verdict.ok,
+        "verify_chain accepts it for localhost, with lab-root-ca as the only root",
+        f"verify_chain refuses it: {verdict.error}",
+    )
     if verdict.ok and matches:
         visitors = CertificateAuthority.create_root("check-client-ca")
         visitor = visitors.issue_client_certificate("visitor")
-        outcome = _request(server_chain=certificates, server_key=key, server_trusts=visitors.certificate,
-                           client_chain=[visitor.certificate], client_key=visitor.private_key,
-                           client_trusts=root_certificate)
-        c.require(outcome.ok, "a lab server sent your chain, and a client that trusts only lab-root-ca accepted it",
-                  f"a lab server sent your chain, and a client that trusts only lab-root-ca got: {outcome}")
+        outcome = _request(
+            server_chain=certificates,
+            server_key=key,
+            server_trusts=visitors.certificate,
+            client_chain=[visitor.certificate],
+            client_key=visitor.private_key,
+            client_trusts=root_certificate,
+        )
+        c.require(
+            outcome.ok,
+            "a lab server sent your chain, and a client that trusts only lab-root-ca accepted it",
+            f"a lab server sent your chain, and a client that trusts only lab-root-ca got: {outcome}",
+        )
     else:
-        c.require(False, "", "a real request through a server sending this chain: not tried until verify_chain "
-                             "accepts it and the key matches")
+        c.require(
+            False,
+            "",
+            "a real request through a server sending this chain: not tried until verify_chain "
+            "accepts it and the key matches",
+        )
     return c.result()
 
 
@@ -245,30 +295,42 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
     the root alone.
     """
     c = Checker(
-        "9.2", "Three CAs below the root",
+        "9.2",
+        "Three CAs below the root",
         hint="A path length counts the CAs that may still follow below a CA, not the leaf. "
-             "Try values with verify_chain(..., purpose='client') and keep the smallest that passes.",
+        "Try values with verify_chain(..., purpose='client') and keep the smallest that passes.",
     )
     if not_attempted(issued):
         return c.not_attempted()
     if not isinstance(issued, IssuedCertificate):
-        return c.fail(f"three_cas_alice should be what issue_client_certificate returns (an IssuedCertificate, "
-                      f"with the certificate, its key and its chain), not {type(issued).__name__}")
+        return c.fail(
+            f"three_cas_alice should be what issue_client_certificate returns (an IssuedCertificate, "
+            f"with the certificate, its key and its chain), not {type(issued).__name__}"
+        )
     leaf, chain = issued.certificate, list(issued.chain)  # chain: nearest CA first
-    c.require(has_purpose(leaf, ExtendedKeyUsageOID.CLIENT_AUTH) and not _is_ca(leaf),
-              f"it is a client certificate ({display_name(leaf)}, clientAuth)",
-              "it is not a client certificate: issue it with issue_client_certificate(...) from the lowest CA")
+    c.require(
+        has_purpose(leaf, ExtendedKeyUsageOID.CLIENT_AUTH) and not _is_ca(leaf),
+        f"it is a client certificate ({display_name(leaf)}, clientAuth)",
+        "it is not a client certificate: issue it with issue_client_certificate(...) from the lowest CA",
+    )
     cas_ok = len(chain) == 3 and all(_is_ca(certificate) for certificate in chain)
     names = " -> ".join(display_name(certificate) for certificate in reversed(chain)) or "nothing"
-    c.require(cas_ok, f"three CAs stand between it and the root ({names})",
-              f"the CAs between it and the root are: {names}; build three (a region, a department and a team CA)")
+    c.require(
+        cas_ok,
+        f"three CAs stand between it and the root ({names})",
+        f"the CAs between it and the root are: {names}; build three (a region, a department and a team CA)",
+    )
     linked = _linked([leaf, *chain], root_certificate)
-    c.require(linked, "each CA was signed by the one above it, and the top one by lab-root-ca",
-              "the chain does not lead to lab-root-ca: create the top CA from the root (unlock it with PASSPHRASE), "
-              "and each lower CA from the one above it")
+    c.require(
+        linked,
+        "each CA was signed by the one above it, and the top one by lab-root-ca",
+        "the chain does not lead to lab-root-ca: create the top CA from the root (unlock it with PASSPHRASE), "
+        "and each lower CA from the one above it",
+    )
     verdict = verify_chain(leaf, roots=[root_certificate], intermediates=chain, purpose="client")
-    c.require(verdict.ok, "verify_chain accepts the chain",
-              f"verify_chain refuses the chain: {verdict.error}")
+    c.require(
+        verdict.ok, "verify_chain accepts the chain", f"verify_chain refuses the chain: {verdict.error}"
+    )
     if cas_ok and linked:
         top_first = list(reversed(chain))
         lengths = [_path_length(certificate) for certificate in top_first]
@@ -276,15 +338,23 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
             name = display_name(certificate)
             below = len(top_first) - 1 - position  # the CAs that follow this one; the leaf never counts
             if length is None:
-                c.require(False, "", f"{name} has no path length limit: that allows any depth below it; "
-                                     "give it the smallest number that still works")
+                c.require(
+                    False,
+                    "",
+                    f"{name} has no path length limit: that allows any depth below it; "
+                    "give it the smallest number that still works",
+                )
             elif length < below:
-                c.require(False, "", f"{name} has pathlen:{length}, and the chain breaks there, so verify_chain "
-                                     f"refuses it: how many CAs follow {name} in this chain?")
+                c.require(
+                    False,
+                    "",
+                    f"{name} has pathlen:{length}, and the chain breaks there, so verify_chain "
+                    f"refuses it: how many CAs follow {name} in this chain?",
+                )
             elif length == 0:
                 c.require(True, f"{name} has pathlen:0, the smallest there is", "")
             elif verdict.ok:
-                lower = [*lengths[:position], length - 1, *lengths[position + 1:]]
+                lower = [*lengths[:position], length - 1, *lengths[position + 1 :]]
                 refused = not _scratch_chain_verifies(lower)
                 too_much = (
                     f"{name} has pathlen:{length}, more than needed: verify_chain still accepts the chain with a "
@@ -292,20 +362,29 @@ def exercise_2(issued: IssuedCertificate | None, *, root_certificate: x509.Certi
                 )
                 if below == 0:
                     too_much += " (a path length counts the CAs that may follow, never the leaf)"
-                c.require(refused,
-                          f"{name} has pathlen:{length}, the smallest: with {length - 1} verify_chain refuses the chain",
-                          too_much)
+                c.require(
+                    refused,
+                    f"{name} has pathlen:{length}, the smallest: with {length - 1} verify_chain refuses the chain",
+                    too_much,
+                )
     if verdict.ok:
         servers = CertificateAuthority.create_root("check-server-ca")
         server = servers.issue_server_certificate()
-        outcome = _request(server_chain=[server.certificate], server_key=server.private_key,
-                           server_trusts=root_certificate, client_chain=[leaf, *chain], client_key=issued.private_key,
-                           client_trusts=servers.certificate)
+        outcome = _request(
+            server_chain=[server.certificate],
+            server_key=server.private_key,
+            server_trusts=root_certificate,
+            client_chain=[leaf, *chain],
+            client_key=issued.private_key,
+            client_trusts=servers.certificate,
+        )
         expected = f"Hello, {display_name(leaf)}\n"
-        c.require(outcome.ok and outcome.body == expected,
-                  f"it sent its four certificates to a server that trusts only lab-root-ca, and was greeted "
-                  f"{expected.strip()!r}",
-                  f"it sent its four certificates to a server that trusts only lab-root-ca, and got: {outcome}")
+        c.require(
+            outcome.ok and outcome.body == expected,
+            f"it sent its four certificates to a server that trusts only lab-root-ca, and was greeted "
+            f"{expected.strip()!r}",
+            f"it sent its four certificates to a server that trusts only lab-root-ca, and got: {outcome}",
+        )
     return c.result()
 
 
@@ -325,43 +404,70 @@ def exercise_3(
     server must also send its chain.
     """
     c = Checker(
-        "9.3", "CAs for both, under one root",
+        "9.3",
+        "CAs for both, under one root",
         hint="The server's ca_file decides whose clients get in: the client CA alone. A path must then "
-             "end at that CA, which is no root: the flag named in the exercise allows it.",
+        "end at that CA, which is no root: the flag named in the exercise allows it.",
     )
     if not_attempted(server, client_ca):
         return c.not_attempted()
     if not isinstance(client_ca, CertificateAuthority):
-        return c.fail(f"client_issuing_ca should be the CertificateAuthority you created (root.create_intermediate(...)), "
-                      f"not {type(client_ca).__name__}")
+        return c.fail(
+            f"client_issuing_ca should be the CertificateAuthority you created (root.create_intermediate(...)), "
+            f"not {type(client_ca).__name__}"
+        )
     if not isinstance(server, MTLSServer):
         return c.fail(f"split_server should be the MTLSServer you started, not {type(server).__name__}")
     if not server.running:
         return c.fail("split_server is not running: start() it, and keep it running until the check has run")
     ca_certificate = client_ca.certificate
     from_root = signed_by(ca_certificate, root_certificate)
-    c.require(from_root, f"{display_name(ca_certificate)} is an intermediate of lab-root-ca",
-              f"{display_name(ca_certificate)} was not signed by lab-root-ca: create it with root.create_intermediate(...)")
+    c.require(
+        from_root,
+        f"{display_name(ca_certificate)} is an intermediate of lab-root-ca",
+        f"{display_name(ca_certificate)} was not signed by lab-root-ca: create it with root.create_intermediate(...)",
+    )
     separate = ca_certificate.public_key() != server_issuing_ca.certificate.public_key()
-    c.require(separate, f"{display_name(ca_certificate)} is a CA of its own, apart from lab-issuing-ca",
-              "client_issuing_ca is lab-issuing-ca itself: create a new intermediate for the clients")
+    c.require(
+        separate,
+        f"{display_name(ca_certificate)} is a CA of its own, apart from lab-issuing-ca",
+        "client_issuing_ca is lab-issuing-ca itself: create a new intermediate for the clients",
+    )
     length = _path_length(ca_certificate)
-    c.require(length == 0, f"{display_name(ca_certificate)} has pathlen:0: it issues client certificates only",
-              f"{display_name(ca_certificate)} has {_path_length_text(length)}: an issuing CA gets path_length=0")
+    c.require(
+        length == 0,
+        f"{display_name(ca_certificate)} has pathlen:0: it issues client certificates only",
+        f"{display_name(ca_certificate)} has {_path_length_text(length)}: an issuing CA gets path_length=0",
+    )
     with tempfile.TemporaryDirectory(prefix="mtls-check-") as folder:
         files = Path(folder)
         save_chain([root_certificate], files / "root.crt")
 
         def as_client(issued: IssuedCertificate, issuer: x509.Certificate, stem: str) -> Outcome:
-            save_chain([issued.certificate, issuer], files / f"{stem}-chain.crt")  # the leaf and its issuing CA
+            save_chain(
+                [issued.certificate, issuer], files / f"{stem}-chain.crt"
+            )  # the leaf and its issuing CA
             save_private_key(issued.private_key, files / f"{stem}.key")
-            return attempt(server.url, ca_file=files / "root.crt", cert_file=files / f"{stem}-chain.crt",
-                           key_file=files / f"{stem}.key", server=server)
+            return attempt(
+                server.url,
+                ca_file=files / "root.crt",
+                cert_file=files / f"{stem}-chain.crt",
+                key_file=files / f"{stem}.key",
+                server=server,
+            )
 
         member = as_client(client_ca.issue_client_certificate("dana"), ca_certificate, "member")
-        if not member.ok and member.error is not None and explain(member.error).key == "server-ca-not-trusted":
-            c.require(False, "", "a client that trusts only lab-root-ca refused your server's certificate: serve "
-                                 "server-chain.crt (the leaf and lab-issuing-ca)")
+        if (
+            not member.ok
+            and member.error is not None
+            and explain(member.error).key == "server-ca-not-trusted"
+        ):
+            c.require(
+                False,
+                "",
+                "a client that trusts only lab-root-ca refused your server's certificate: serve "
+                "server-chain.crt (the leaf and lab-issuing-ca)",
+            )
         elif not member.ok and member.server_reason == "unable to get issuer certificate":
             needs_flag = (
                 "your server refused dana, a client of your client CA (it recorded 'unable to get issuer "
@@ -371,29 +477,46 @@ def exercise_3(
             )
             c.require(False, "", needs_flag)
         else:
-            c.require(member.ok and member.body == "Hello, dana\n",
-                      f"dana, issued by {display_name(ca_certificate)}, got in: 'Hello, dana'",
-                      f"dana, issued by {display_name(ca_certificate)}, got: {member}: the server must trust your client CA")
-        outsider = as_client(server_issuing_ca.issue_client_certificate("alice"), server_issuing_ca.certificate,
-                             "outsider")
+            c.require(
+                member.ok and member.body == "Hello, dana\n",
+                f"dana, issued by {display_name(ca_certificate)}, got in: 'Hello, dana'",
+                f"dana, issued by {display_name(ca_certificate)}, got: {member}: the server must trust your client CA",
+            )
+        outsider = as_client(
+            server_issuing_ca.issue_client_certificate("alice"), server_issuing_ca.certificate, "outsider"
+        )
         if outsider.ok:
-            refusal = ("alice, issued by lab-issuing-ca, got in: the server trusts more than the client CA (the root?); "
-                       "give it the client CA's certificate alone")
+            refusal = (
+                "alice, issued by lab-issuing-ca, got in: the server trusts more than the client CA (the root?); "
+                "give it the client CA's certificate alone"
+            )
         elif outsider.server_reason is not None and _is_alert(outsider.server_reason):
             # The server recorded an alert: the client refused the server, and alice's certificate was never judged.
-            refusal = (f"not tested: alice refused your server first ({outsider.server_reason}), so it never judged "
-                       "her certificate")
+            refusal = (
+                f"not tested: alice refused your server first ({outsider.server_reason}), so it never judged "
+                "her certificate"
+            )
         else:
-            refusal = f"alice, issued by lab-issuing-ca, failed, but not because the server refused her: {outsider}"
-        c.require(_server_refused_certificate(outsider),
-                  f"alice, issued by lab-issuing-ca, was refused by the server ({outsider.server_reason})",
-                  refusal)
+            refusal = (
+                f"alice, issued by lab-issuing-ca, failed, but not because the server refused her: {outsider}"
+            )
+        c.require(
+            _server_refused_certificate(outsider),
+            f"alice, issued by lab-issuing-ca, was refused by the server ({outsider.server_reason})",
+            refusal,
+        )
         if member.ok:
-            presented = server_certificate(server.url, ca_file=files / "root.crt",
-                                           cert_file=files / "member-chain.crt", key_file=files / "member.key")
+            presented = server_certificate(
+                server.url,
+                ca_file=files / "root.crt",
+                cert_file=files / "member-chain.crt",
+                key_file=files / "member.key",
+            )
             issuer = presented.issuer.rfc4514_string()
-            c.require(not signed_by(presented, ca_certificate),
-                      f"the server's own certificate comes from {issuer}, not from the client CA",
-                      f"the server's own certificate was issued by {display_name(ca_certificate)}: that CA is for clients "
-                      "only; serve server-chain.crt")
+            c.require(
+                not signed_by(presented, ca_certificate),
+                f"the server's own certificate comes from {issuer}, not from the client CA",
+                f"the server's own certificate was issued by {display_name(ca_certificate)}: that CA is for clients "
+                "only; serve server-chain.crt",
+            )
     return c.result()

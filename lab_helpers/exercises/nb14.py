@@ -16,8 +16,9 @@ certificates issued on the spot by the lab CA; no nginx needed.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from cryptography import x509
 
