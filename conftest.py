@@ -192,18 +192,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: one worker more than the CPUs, because a third of the suite's time is waiting.
+    """``-n auto``: about twice as many workers as CPUs, because the suite waits much of its time.
 
-    Run one at a time, the tests spend about 40 % of their time waiting (a
-    kernel starting, a handshake timing out, a subprocess), not computing; an
-    extra worker fills those gaps. Each worker costs about 5 s of CPU to
-    collect the tests, which is why it is one more, not twice as many.
+    Much of the suite waits rather than computes (a kernel starting, a
+    handshake timing out, a browser, a subprocess), so extra workers fill the
+    gaps; each costs about 5 s of CPU to collect the tests and about 250 MB
+    with its kernel. On 2 cores (2,595 tests, 2026-12-07) the whole suite
+    took 129 s on 3 workers, 116 s on 4, 111 s on 5 and 116 s on 6: hence
+    2 x CPUs + 1, at most 8 more than the CPUs on a large machine.
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set.
     """
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (usable or 1) + 1
+    usable = usable or 1
+    return min(2 * usable + 1, usable + 8)
 
 
 def pytest_configure(config: pytest.Config) -> None:
