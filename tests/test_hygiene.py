@@ -139,3 +139,37 @@ def test_no_module_is_named_like_a_name_the_package_exports() -> None:
 
     modules = {path.stem for path in (ROOT / "lab_helpers").glob("*.py")}
     assert not modules & set(lab_helpers.__all__)
+
+
+MERMAID_BLOCK = re.compile(r"```mermaid\n(.*?)```", re.DOTALL)
+SEQUENCE_MESSAGE = re.compile(r"^\s*[\w ]+?(?:-{1,2}>{1,2}|-{1,2}[x)])[+-]?[\w ]+?:(?P<text>.*)$")
+
+
+def mermaid_messages_with_a_semicolon(markdown: str) -> list[str]:
+    """Message lines of sequence diagrams that hold a `;`.
+
+    Mermaid ends a statement at a semicolon, so the rest of the message is read as
+    a new statement and the whole diagram fails to draw ("Parse error"), in
+    JupyterLab and on the website alike. Write a comma, or `#59;` for a real one.
+    """
+    found = []
+    for block in MERMAID_BLOCK.findall(markdown):
+        if not block.lstrip().startswith("sequenceDiagram"):
+            continue
+        for line in block.splitlines():
+            match = SEQUENCE_MESSAGE.match(line)
+            if match and ";" in match["text"]:
+                found.append(line.strip())
+    return found
+
+
+@pytest.mark.parametrize("notebook", all_notebooks(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_sequence_diagram_messages_hold_no_semicolon(notebook: Path) -> None:
+    markdown = "\n".join(source(cell) for cell in cells(notebook) if cell["cell_type"] == "markdown")
+    assert mermaid_messages_with_a_semicolon(markdown) == []
+
+
+def test_semicolon_check_finds_one_in_a_message() -> None:
+    diagram = "```mermaid\nsequenceDiagram\n    C->>S: hello, world\n    S->>S: greets; decides\n```\n"
+    assert mermaid_messages_with_a_semicolon(diagram) == ["S->>S: greets; decides"]
+    assert mermaid_messages_with_a_semicolon(diagram.replace("greets;", "greets,")) == []
