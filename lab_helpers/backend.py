@@ -39,6 +39,7 @@ from cryptography import x509
 from .errors import LabError
 from .forwarded import ClientCertHeaderError
 from .identity import ClientIdentity, identity_from_certificate
+from .rerun import NamedInstances
 from .server import MTLSServer
 
 __all__ = ["Backend", "ForwardedRequest", "Seen", "get_with_sni"]
@@ -161,8 +162,7 @@ class Backend:
     the error's one line; any other exception a 500 (kept in ``errors``).
     """
 
-    _running: ClassVar[dict[str, Backend]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    _running: ClassVar[NamedInstances[Backend]] = NamedInstances()
 
     def __init__(
         self,
@@ -189,11 +189,7 @@ class Backend:
         """Listen and serve on a thread; return once connections are accepted."""
         if self.running:
             return self
-        if self.name is not None:
-            with self._registry_lock:
-                previous = self._running.get(self.name)
-            if previous is not None:
-                previous.stop()
+        self._running.replace(self.name)
         if self.context is not None:
             self._tls = MTLSServer(
                 self.context, host=self.host, port=self.requested_port, name=None, handler=self._handler
@@ -212,9 +208,7 @@ class Backend:
                 daemon=True,
             )
             self._thread.start()
-        if self.name is not None:
-            with self._registry_lock:
-                self._running[self.name] = self
+        self._running.remember(self.name, self)
         return self
 
     def stop(self) -> None:
@@ -235,10 +229,7 @@ class Backend:
                     pass
             if self._thread is not None:
                 self._thread.join(timeout=2.0)
-        if self.name is not None:
-            with self._registry_lock:
-                if self._running.get(self.name) is self:
-                    del self._running[self.name]
+        self._running.forget(self.name, self)
 
     def __enter__(self) -> Backend:
         return self.start()

@@ -40,7 +40,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from typing import ClassVar
 
 from .errors import LabError
 from .files import lab_dir
+from .rerun import NamedInstances
 
 __all__ = [
     "INSTALL_NGINX",
@@ -265,8 +265,7 @@ class Nginx:
     left running by a kernel that died is found by its pid file and stopped).
     """
 
-    _running: ClassVar[dict[str, Nginx]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    _running: ClassVar[NamedInstances[Nginx]] = NamedInstances()
 
     def __init__(
         self,
@@ -458,11 +457,7 @@ class Nginx:
         """Write the configuration, start nginx and return once it accepts connections on every port."""
         if self.running:
             return self
-        if self.name is not None:
-            with self._registry_lock:
-                previous = self._running.get(self.name)
-            if previous is not None:
-                previous.stop()
+        self._running.replace(self.name)
         self._stop_stale_instance()
         last_error = ""
         for _ in range(max(1, self.attempts)):
@@ -479,9 +474,7 @@ class Nginx:
             # Another program took a port between our choice and nginx's bind(): choose again.
         else:
             raise NginxError(f"nginx could not bind free ports after {self.attempts} attempts: {last_error}")
-        if self.name is not None:
-            with self._registry_lock:
-                self._running[self.name] = self
+        self._running.remember(self.name, self)
         return self
 
     def _launch(self) -> str | None:
@@ -578,10 +571,7 @@ class Nginx:
     def stop(self) -> None:
         """Stop nginx (fast shutdown), wait for it and its workers; no process, port or pid file is left (idempotent)."""
         process, self._process = self._process, None
-        if self.name is not None:
-            with self._registry_lock:
-                if self._running.get(self.name) is self:
-                    del self._running[self.name]
+        self._running.forget(self.name, self)
         if process is None:
             return
         if process.poll() is None:
@@ -645,11 +635,11 @@ class Nginx:
 
 def running_nginx() -> dict[str, Nginx]:
     """The named nginx instances this process runs (what a re-run cell would replace)."""
-    return dict(Nginx._running)
+    return Nginx._running.running()
 
 
 def _stop_all_at_exit() -> None:
-    for instance in list(Nginx._running.values()):
+    for instance in Nginx._running.running().values():
         instance.stop()
 
 

@@ -43,6 +43,7 @@ from .authz import AccessPolicy, Decision, normalize_path
 from .errors import LabError, UnreadableCertificateError
 from .files import check_key_matches, load_certificate, load_crl, load_private_key
 from .identity import ClientIdentity, identity_from_certificate
+from .rerun import NamedInstances
 from .revocation import RevocationScope
 from .tls import server_side_reason
 from .tolerant import parse_problem
@@ -283,8 +284,7 @@ class MTLSServer:
     show the difference.
     """
 
-    _running: ClassVar[dict[str, MTLSServer]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    _running: ClassVar[NamedInstances[MTLSServer]] = NamedInstances()
 
     def __init__(
         self,
@@ -332,11 +332,7 @@ class MTLSServer:
         """Bind, listen and serve on a background thread; return once connections are accepted."""
         if self._httpd is not None:
             return self
-        if self.name is not None:
-            with self._registry_lock:
-                previous = self._running.get(self.name)
-            if previous is not None:
-                previous.stop()
+        self._running.replace(self.name)
         try:
             self._httpd = _HTTPServer(self, (self.host, self.requested_port), self.handler)
         except OSError as error:
@@ -358,9 +354,7 @@ class MTLSServer:
             daemon=True,
         )
         self._serve_thread.start()
-        if self.name is not None:
-            with self._registry_lock:
-                self._running[self.name] = self
+        self._running.remember(self.name, self)
         return self
 
     def stop(self) -> None:
@@ -381,10 +375,7 @@ class MTLSServer:
             thread.join(timeout=1.0)
         if self._serve_thread is not None:
             self._serve_thread.join(timeout=1.0)
-        if self.name is not None:
-            with self._registry_lock:
-                if self._running.get(self.name) is self:
-                    del self._running[self.name]
+        self._running.forget(self.name, self)
 
     def replace_context(self, context: ssl.SSLContext) -> None:
         """Serve new connections with ``context`` (a rotated certificate, a new CRL), without a restart.
@@ -554,4 +545,4 @@ def _send_close_notify(tls: ssl.SSLSocket) -> None:
 
 def running_servers() -> dict[str, MTLSServer]:
     """The named lab servers running in this process (what a re-run cell would replace)."""
-    return dict(MTLSServer._running)
+    return MTLSServer._running.running()

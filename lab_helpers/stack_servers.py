@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LabError
+from .rerun import NamedInstances
 
 if TYPE_CHECKING:
     import ssl
@@ -63,8 +64,7 @@ class BackgroundServer:
 
     kind: ClassVar[str] = "server"
     scheme: ClassVar[str] = "https"
-    _running: ClassVar[dict[str, BackgroundServer]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    _running: ClassVar[NamedInstances[BackgroundServer]] = NamedInstances()
 
     def __init__(self, *, name: str | None) -> None:
         self.name = name
@@ -87,15 +87,9 @@ class BackgroundServer:
         """Listen and serve on a background thread; return once connections are accepted."""
         if self._port is not None:
             return self
-        if self.name is not None:
-            with self._registry_lock:
-                previous = self._running.get(self.name)
-            if previous is not None:
-                previous.stop()
+        self._running.replace(self.name)
         self._port = self._open()
-        if self.name is not None:
-            with self._registry_lock:
-                self._running[self.name] = self
+        self._running.remember(self.name, self)
         return self
 
     def stop(self) -> None:
@@ -106,10 +100,7 @@ class BackgroundServer:
             self._close()
         finally:
             self._port = None
-            if self.name is not None:
-                with self._registry_lock:
-                    if self._running.get(self.name) is self:
-                        del self._running[self.name]
+            self._running.forget(self.name, self)
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
@@ -334,4 +325,4 @@ class GrpcServer(BackgroundServer):
 
 def running_stack_servers() -> dict[str, BackgroundServer]:
     """The named uvicorn, aiohttp and gRPC servers running in this process (what a re-run cell would replace)."""
-    return dict(BackgroundServer._running)
+    return BackgroundServer._running.running()

@@ -204,7 +204,7 @@ def test_an_instance_left_by_a_dead_kernel_is_stopped_at_the_next_start(lab_fold
     assert pid is not None
     process = orphan._process
     orphan._process = None  # the kernel died: nobody holds the process any more
-    Nginx._running.pop("stale", None)
+    Nginx._running.forget("stale", orphan)
     try:
         with Nginx(http=HELLO, values={"word": "new"}, name="stale") as fresh:
             assert fresh.pid != pid and get(f"http://127.0.0.1:{fresh.port}/") == "new\n"
