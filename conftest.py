@@ -7,6 +7,12 @@ and notebook kernels inherit it. Each pytest-xdist worker is its own process,
 so notebooks that run at the same time never share lab files; the notebooks
 one worker runs share its folder, as a learner's notebooks share theirs.
 
+Measuring times. Notebook 12 measures each action for a fixed time; the
+tests run it four times and never read a figure, so ``MTLS_MEASURE_TIME_SCALE``
+is 0.2 here (``lab_helpers/measuring.py``), unless it is already set, and
+kernels inherit it. The website's build leaves it unset: readers see
+full-length measurements.
+
 Parallel runs. ``python -m pytest`` runs on pytest-xdist workers
 (``pyproject.toml``). The cells of one notebook are nbval items that share a
 kernel and must run in order on one worker: each notebook is an
@@ -58,6 +64,7 @@ def _set_lab_dir() -> None:
 
 
 _set_lab_dir()
+os.environ.setdefault("MTLS_MEASURE_TIME_SCALE", "0.2")  # see "Measuring times" above
 
 
 # -- kernels ------------------------------------------------------------------

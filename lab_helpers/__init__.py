@@ -16,6 +16,7 @@ Each name lives in a small module:
 - ``chains``: offline chain verification (cryptography's path validation, plus CRLs)
 - ``errors``: the exceptions, each saying what to do
 - ``environment``: set environment variables for one experiment, restored exactly
+- ``measuring``: how long notebook 12's measurements last (shorter in the course's tests)
 - ``nginx``: a real nginx run from the lab folder (notebook 14)
 - ``backend``: the application behind a proxy, on a thread
 - ``forwarded``: the client certificate in a header: RFC 9440's ``Client-Cert`` and nginx's form
@@ -123,6 +124,8 @@ _EXPORTS = {
     "build_server_context": "server",
     "running_servers": "server",
     "temporary_environment": "environment",
+    "MEASURE_TIME_SCALE_VARIABLE": "measuring",
+    "measure_time_scale": "measuring",
     "AiohttpServer": "stack_servers",
     "GrpcServer": "stack_servers",
     "UvicornServer": "stack_servers",
@@ -190,6 +193,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         parse_client_cert_header,
     )
     from .identity import ClientIdentity, fingerprint, identity_from_certificate
+    from .measuring import MEASURE_TIME_SCALE_VARIABLE, measure_time_scale
     from .nginx import (
         INSTALL_NGINX,
         Nginx,

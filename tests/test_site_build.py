@@ -23,9 +23,11 @@ def test_the_build_environment_is_a_learners(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/somewhere/bundle.pem")
     monkeypatch.setenv("MTLS_EXERCISES_STRICT", "1")
+    monkeypatch.setenv("MTLS_MEASURE_TIME_SCALE", "0.2")
     environment = site_build.build_environment(tmp_path / "lab")
     assert environment["MTLS_LAB_DIR"] == str(tmp_path / "lab")
-    assert not {"HTTPS_PROXY", "REQUESTS_CA_BUNDLE", "MTLS_EXERCISES_STRICT"} & environment.keys()
+    removed = {"HTTPS_PROXY", "REQUESTS_CA_BUNDLE", "MTLS_EXERCISES_STRICT", "MTLS_MEASURE_TIME_SCALE"}
+    assert not removed & environment.keys()
     assert environment["PATH"]  # everything else is kept
 
 
