@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -9,14 +10,17 @@ from pathlib import Path
 import pytest
 
 STARTUP = Path(__file__).resolve().parent / "startup"
+DEFERRED = "rfc3987_syntax"
 
-pytest.importorskip("rfc3987_syntax", reason="rfc3987_syntax is not installed: there is nothing to defer")
+pytest.importorskip(DEFERRED, reason=f"{DEFERRED} is not installed: there is nothing to defer")
 
-#: Imports jsonschema as nbformat does, then reports whether the parser library was loaded, before and
-#: after jsonschema's first ``iri`` check, and that check's answers for an IRI and a string that is none.
-PROBE = """
+#: With the plugin, import jsonschema as nbformat does; report whether the parser library (lark) was
+#: loaded then, and after jsonschema's first ``iri`` check; and that check's answers for an IRI and a
+#: string that is none.
+PROBE = f"""
 import sys
-{setup}
+sys.path.insert(0, {str(STARTUP)!r})
+import deferred_imports
 import jsonschema
 before = "lark" in sys.modules
 checker = jsonschema.FormatChecker()
@@ -25,24 +29,16 @@ print(before, "lark" in sys.modules, *answers)
 """
 
 
-def probe(setup: str) -> list[str]:
-    completed = subprocess.run(
-        [sys.executable, "-c", PROBE.format(setup=setup)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return completed.stdout.split()
-
-
 def test_the_plugin_is_loaded_in_this_test_process(pytestconfig: pytest.Config) -> None:
     assert pytestconfig.pluginmanager.hasplugin("deferred_imports")
 
 
 def test_jsonschema_checks_iri_with_the_import_deferred() -> None:
-    before, after, iri, not_iri = probe(f"sys.path.insert(0, {str(STARTUP)!r}); import deferred_imports")
-    assert before == "False", "jsonschema's import loaded the parsers: the deferral no longer works"
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
+    before, after, iri, not_iri = completed.stdout.split()
+    assert before == "False", "importing jsonschema loaded the parsers: the deferral no longer works"
     assert after == "True", "the first iri check did not load the real module"
     assert (iri, not_iri) == (
         "True",
@@ -50,8 +46,24 @@ def test_jsonschema_checks_iri_with_the_import_deferred() -> None:
     )  # the real check ran: a stand-in that accepted all would say True twice
 
 
-def test_without_the_plugin_the_import_is_eager() -> None:
-    """The twin: if jsonschema or rfc3987_syntax ever defer it themselves, the plugin can go."""
-    before, _, iri, not_iri = probe("")
-    assert before == "True"
-    assert (iri, not_iri) == ("True", "False")
+def imports_at_module_level(source: str, module: str) -> bool:
+    """Whether ``source`` imports ``module`` outside any function: as the file itself is imported."""
+    tree = ast.parse(source)
+    in_functions = {
+        id(node)
+        for function in ast.walk(tree)
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(function)
+    }
+    return any(
+        isinstance(node, ast.ImportFrom) and node.module == module and id(node) not in in_functions
+        for node in ast.walk(tree)
+    )
+
+
+def test_jsonschema_still_imports_it_eagerly() -> None:
+    """The twin: once jsonschema defers the import itself (jsonschema issue 1428), the plugin can go."""
+    import jsonschema._format
+
+    assert imports_at_module_level(Path(jsonschema._format.__file__).read_text(encoding="utf-8"), DEFERRED)
+    assert not imports_at_module_level(f"def lazy():\n    from {DEFERRED} import is_valid_syntax\n", DEFERRED)
