@@ -41,6 +41,7 @@ from .forwarded import ClientCertHeaderError
 from .identity import ClientIdentity, identity_from_certificate
 from .rerun import NamedInstances
 from .server import MTLSServer
+from .serving import PromptShutdownMixin
 
 __all__ = ["Backend", "ForwardedRequest", "Seen", "get_with_sni"]
 
@@ -134,7 +135,7 @@ class _BackendHandler(BaseHTTPRequestHandler):
         """No request log in the notebook: ``backend.seen`` has each request."""
 
 
-class _PlainServer(ThreadingHTTPServer):
+class _PlainServer(PromptShutdownMixin, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
@@ -203,7 +204,6 @@ class Backend:
                 ) from error
             self._thread = threading.Thread(
                 target=self._plain.serve_forever,
-                kwargs={"poll_interval": 0.05},
                 name=f"lab-backend-{self.port}",
                 daemon=True,
             )

@@ -45,6 +45,7 @@ from .files import check_key_matches, load_certificate, load_crl, load_private_k
 from .identity import ClientIdentity, identity_from_certificate
 from .rerun import NamedInstances
 from .revocation import RevocationScope
+from .serving import PromptShutdownMixin
 from .tls import server_side_reason
 from .tolerant import parse_problem
 
@@ -244,8 +245,11 @@ class LabRequestHandler(BaseHTTPRequestHandler):
         owner._record_log(f"{self.address_string()} {format % args}")
 
 
-class _HTTPServer(HTTPServer):
-    """HTTPServer that hands each accepted TCP socket to a thread which does the TLS handshake."""
+class _HTTPServer(PromptShutdownMixin, HTTPServer):
+    """HTTPServer that hands each accepted TCP socket to a thread which does the TLS handshake.
+
+    It stops at once when asked (:mod:`lab_helpers.serving`).
+    """
 
     allow_reuse_address = False  # on port 0 reuse buys nothing; a fixed busy port should fail loudly
 
@@ -349,7 +353,6 @@ class MTLSServer:
         # can connect now; serve_forever then picks connections up.
         self._serve_thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
             name=f"mtls-lab-server-{self.port}",
             daemon=True,
         )
@@ -362,7 +365,7 @@ class MTLSServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        httpd.shutdown()  # returns within one poll interval (50 ms)
+        httpd.shutdown()  # returns as soon as the serving loop has ended
         httpd.server_close()
         with self._lock:
             sockets, threads = list(self._sockets), list(self._threads)

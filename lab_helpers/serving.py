@@ -1,0 +1,67 @@
+"""socketserver's serving loop, woken at once when asked to stop.
+
+``socketserver.BaseServer.serve_forever`` notices ``shutdown()`` only when
+its ``select()`` times out, so stopping a server waits up to the poll
+interval (50 ms for the lab's servers). Every ``with MTLSServer(...)`` block
+pays it on exit, and the failure catalog, which starts and stops a server
+for each attempt, paid about a second per case. Here the loop also watches
+one end of a socket pair: ``shutdown()`` writes a byte to the other end and
+returns as soon as the loop has ended, and the loop never has to poll.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+from typing import Any
+
+__all__ = ["PromptShutdownMixin"]
+
+
+class PromptShutdownMixin:
+    """Put first in the bases of a ``socketserver`` server: ``class S(PromptShutdownMixin, HTTPServer)``.
+
+    ``serve_forever`` (on one thread) and ``shutdown`` (from another) behave
+    as socketserver's own, ``shutdown`` included blocking until the loop has
+    ended, without the wait for the poll interval.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Made first: a server that fails to bind calls server_close() from its __init__.
+        self._wake_receiver, self._wake_sender = socket.socketpair()
+        self._stop_requested = False
+        self._loop_ended = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """Handle connections until :meth:`shutdown`; ``poll_interval`` is accepted and not needed."""
+        self._loop_ended.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)  # type: ignore[arg-type]  # has fileno()
+                selector.register(self._wake_receiver, selectors.EVENT_READ)
+                while not self._stop_requested:
+                    ready = selector.select()
+                    if self._stop_requested:
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()  # type: ignore[attr-defined]
+                    self.service_actions()  # type: ignore[attr-defined]
+        finally:
+            self._stop_requested = False
+            self._loop_ended.set()
+
+    def shutdown(self) -> None:
+        """Stop the loop of :meth:`serve_forever` and wait until it has ended (call it from another thread)."""
+        self._stop_requested = True
+        try:
+            self._wake_sender.send(b"\0")
+        except OSError:  # closed already: the server was closed, and its loop with it
+            pass
+        self._loop_ended.wait()
+
+    def server_close(self) -> None:
+        super().server_close()  # type: ignore[misc]
+        self._wake_receiver.close()
+        self._wake_sender.close()
