@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gc
+import socketserver
 import threading
 import urllib.request
+import warnings
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from lab_helpers import serving
 from lab_helpers.serving import PromptShutdownMixin
 
 HOUR = 3600.0
+WAIT = 10.0  # the bound on every join: a loop that needs its poll interval (an hour) misses it
 
 
 class Hello(BaseHTTPRequestHandler):
@@ -26,66 +32,105 @@ class Hello(BaseHTTPRequestHandler):
 
 
 class PromptServer(PromptShutdownMixin, HTTPServer):
-    pass
+    def __init__(self, *args: object) -> None:
+        self.loop_turns = 0  # service_actions calls: one per turn of the loop that handled a connection
+        super().__init__(*args)
+
+    def service_actions(self) -> None:
+        self.loop_turns += 1
 
 
-def serving(server: HTTPServer, poll_interval: float) -> threading.Thread:
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True
-    )
+def in_thread(target: object, **kwargs: object) -> threading.Thread:
+    thread = threading.Thread(target=target, kwargs=kwargs, daemon=True)  # type: ignore[arg-type]
     thread.start()
     return thread
 
 
-def shutdown_in_background(server: HTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.shutdown, daemon=True)
-    thread.start()
-    return thread
+def ended(*threads: threading.Thread) -> bool:
+    for thread in threads:
+        thread.join(timeout=WAIT)
+    return not any(thread.is_alive() for thread in threads)
 
 
-def test_it_serves_and_stops_although_its_poll_interval_is_an_hour() -> None:
+def get(server: HTTPServer) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/", timeout=WAIT) as answer:
+        return answer.read()
+
+
+@pytest.fixture
+def server() -> Iterator[PromptServer]:
     server = PromptServer(("127.0.0.1", 0), Hello)
-    loop = serving(server, poll_interval=HOUR)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/", timeout=10) as answer:
-            assert answer.read() == b"hello\n"
-        stopper = shutdown_in_background(server)
-        stopper.join(timeout=10)
-        assert not stopper.is_alive(), "shutdown() waited: the loop was not woken"
-        loop.join(timeout=10)
-        assert not loop.is_alive()
-    finally:
-        server.server_close()
+    yield server
+    server.server_close()
 
 
-def test_socketservers_own_loop_waits_for_its_poll_interval() -> None:
-    """The twin: socketserver's loop, asked to stop, keeps going until its select() times out."""
-    server = HTTPServer(("127.0.0.1", 0), Hello)
-    loop = serving(server, poll_interval=2.0)
+def test_it_serves_and_stops_although_its_poll_interval_is_an_hour(server: PromptServer) -> None:
+    loop = in_thread(server.serve_forever, poll_interval=HOUR)
+    assert get(server) == b"hello\n"
+    assert ended(in_thread(server.shutdown), loop), "shutdown() waited: the loop was not woken"
+
+
+def test_socketservers_own_loop_waits_for_its_poll_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twin: socketserver's loop, asked to stop while in select(), goes on until select() times out."""
+    selecting = threading.Event()
+
+    class WatchedSelector(socketserver._ServerSelector):  # type: ignore[name-defined,misc]
+        def select(self, timeout: float | None = None) -> list:  # type: ignore[type-arg]
+            selecting.set()
+            return super().select(timeout)
+
+    monkeypatch.setattr(socketserver, "_ServerSelector", WatchedSelector)
+    plain = HTTPServer(("127.0.0.1", 0), Hello)
     try:
-        stopper = shutdown_in_background(server)
+        loop = in_thread(plain.serve_forever, poll_interval=2.0)
+        assert selecting.wait(WAIT)
+        stopper = in_thread(plain.shutdown)
         stopper.join(timeout=0.3)
         assert stopper.is_alive(), "socketserver now wakes its loop itself: PromptShutdownMixin may go"
-        stopper.join(timeout=10)  # it does end, once the poll interval is over
-        loop.join(timeout=10)
-        assert not stopper.is_alive() and not loop.is_alive()
+        assert ended(stopper, loop)  # it does end, once the poll interval is over
     finally:
-        server.server_close()
+        plain.server_close()
 
 
-def test_a_shutdown_before_the_loop_starts_ends_the_loop_at_once() -> None:
-    server = PromptServer(("127.0.0.1", 0), Hello)
-    try:
-        stopper = shutdown_in_background(server)  # waits for the loop, as socketserver's does
-        loop = serving(server, poll_interval=HOUR)
-        for thread in (loop, stopper):
-            thread.join(timeout=10)
-            assert not thread.is_alive()
-    finally:
-        server.server_close()
+def test_a_shutdown_before_the_loop_starts_ends_it_at_once_and_leaves_nothing_to_wake_the_next(
+    server: PromptServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    selects = []
+
+    class CountingSelector(serving._Selector):  # type: ignore[name-defined,misc]
+        def select(self, timeout: float | None = None) -> list:  # type: ignore[type-arg]
+            selects.append(1)
+            return super().select(timeout)
+
+    monkeypatch.setattr(serving, "_Selector", CountingSelector)
+    stopper = in_thread(server.shutdown)  # blocks until a loop has run and ended, as socketserver's does
+    while not server._stop_requested:  # the order this test is about: asked to stop, then started
+        stopper.join(timeout=0.01)
+    assert ended(in_thread(server.serve_forever, poll_interval=HOUR), stopper)
+
+    loop = in_thread(server.serve_forever, poll_interval=HOUR)  # the same server, serving again
+    assert get(server) == b"hello\n"
+    turns = len(selects)
+    loop.join(timeout=0.3)  # idle: a wake byte left from the first shutdown would spin the loop here
+    assert len(selects) - turns <= 1, f"the idle loop turned {len(selects) - turns} times in 0.3 s"
+    assert ended(in_thread(server.shutdown), loop)
+
+
+def test_a_server_closed_before_it_is_shut_down_still_stops(server: PromptServer) -> None:
+    loop = in_thread(server.serve_forever, poll_interval=HOUR)
+    assert get(server) == b"hello\n"
+    server.server_close()
+    assert ended(in_thread(server.shutdown), loop)
 
 
 def test_a_server_that_cannot_bind_closes_what_it_made() -> None:
-    with PromptServer(("127.0.0.1", 0), Hello) as taken:
+    """Its __init__ calls server_close(): its socket and both ends of its pair are closed, none left to the
+    garbage collector (which closes a forgotten socket too, with a ResourceWarning)."""
+    with PromptServer(("127.0.0.1", 0), Hello) as taken, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with pytest.raises(OSError):
-            PromptServer(("127.0.0.1", taken.server_address[1]), Hello)  # its __init__ calls server_close()
+            PromptServer(("127.0.0.1", taken.server_address[1]), Hello)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [
+        str(w.message) for w in caught
+    ]
