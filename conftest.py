@@ -64,7 +64,8 @@ def _set_lab_dir() -> None:
 
 
 _set_lab_dir()
-os.environ.setdefault("MTLS_MEASURE_TIME_SCALE", "0.2")  # see "Measuring times" above
+MEASURE_TIME_SCALE_FOR_TESTS = "0.2"
+os.environ.setdefault("MTLS_MEASURE_TIME_SCALE", MEASURE_TIME_SCALE_FOR_TESTS)  # see "Measuring times" above
 
 
 # -- kernels ------------------------------------------------------------------
@@ -149,6 +150,12 @@ def _nbval_kernels_use_ipc_and_retry() -> None:
 
 
 _nbval_kernels_use_ipc_and_retry()
+
+
+@pytest.fixture
+def measure_scale_set_by_the_tests() -> bool:
+    """Whether MTLS_MEASURE_TIME_SCALE has the tests' value (else it was set to another before they started)."""
+    return os.environ.get("MTLS_MEASURE_TIME_SCALE") == MEASURE_TIME_SCALE_FOR_TESTS
 
 
 @pytest.fixture

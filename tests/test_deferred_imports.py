@@ -26,11 +26,14 @@ before = "lark" in sys.modules
 checker = jsonschema.FormatChecker()
 answers = (checker.conforms("https://例え.jp/パス?q=1", "iri"), checker.conforms("no scheme, so no IRI", "iri"))
 print(before, "lark" in sys.modules, *answers)
+import importlib.util, rfc3987_syntax.syntax_helpers  # the spec and a submodule, as for the real module
+assert importlib.util.find_spec("rfc3987_syntax").name == "rfc3987_syntax"
 """
 
 
-def test_the_plugin_is_loaded_in_this_test_process(pytestconfig: pytest.Config) -> None:
+def test_the_plugin_is_loaded_and_installed_its_stand_in_here(pytestconfig: pytest.Config) -> None:
     assert pytestconfig.pluginmanager.hasplugin("deferred_imports")
+    assert sys.modules["deferred_imports"].installed, f"{DEFERRED} was imported before the plugin loaded"
 
 
 def test_jsonschema_checks_iri_with_the_import_deferred() -> None:

@@ -3,18 +3,22 @@
 Every test process imports nbformat (nbval's plugin and the notebook tests
 need it), nbformat imports jsonschema, and jsonschema's format checkers
 import ``rfc3987_syntax`` at once when it is installed (jupyterlab brings it
-in). That module builds about forty parsers as it is imported: 1.2 s of CPU
-in each of the six processes a run on 2 cores starts (the main one and five
-workers), about 4 s of the suite's wall time, for the ``iri`` format that no
-test checks. jsonschema keeps the import eager
+in). That module builds 39 parsers as it is imported (rfc3987_syntax 1.1.0):
+1.2 s of CPU in each of the six processes a run on 2 cores starts (the main
+one and five workers), about 4 s of the suite's wall time, for the ``iri``
+format that no test checks. jsonschema keeps the import eager
 (https://github.com/python-jsonschema/jsonschema/issues/1428).
 
 So, before any plugin imports jsonschema, ``rfc3987_syntax`` becomes a
-stand-in module: jsonschema takes ``is_valid_syntax`` from it, and the first
-call (or any other attribute) imports the real module. Nothing changes but
-when those 1.2 s are spent; ``tests/test_deferred_imports.py`` checks that
-jsonschema's ``iri`` check still works, and that the import is still slow
-(when it no longer is, this file can go).
+stand-in module with the real one's spec and path: jsonschema takes
+``is_valid_syntax`` from it, and the first call, any other public
+attribute or a submodule imports the real module. Code that took the
+stand-in keeps it, and its calls reach the real module. One difference
+remains: were the real module broken (say, its parser library missing), the
+error would come at the first ``iri`` check, where jsonschema would have
+left that format out. ``tests/test_deferred_imports.py`` checks that
+jsonschema's ``iri`` check still works, and that jsonschema still imports
+the module eagerly (when it no longer does, this file can go).
 
 It is loaded by ``-p`` from ``pyproject.toml``'s ``addopts``, on the
 ``pythonpath`` set there: ``-p`` plugins load before the plugins that
@@ -60,11 +64,15 @@ def _is_valid_syntax(*args: Any, **kwargs: Any) -> Any:
 
 def install() -> bool:
     """Put the stand-in in ``sys.modules``, unless the real module is absent or already imported."""
-    if DEFERRED in sys.modules or importlib.util.find_spec(DEFERRED) is None:
+    spec = None if DEFERRED in sys.modules else importlib.util.find_spec(DEFERRED)
+    if spec is None:
         return False
     stand_in = _StandIn(
         DEFERRED, f"Stands for {DEFERRED} until first use (tests/startup/deferred_imports.py)."
     )
+    stand_in.__spec__ = spec  # what importlib and inspect ask a module for
+    if spec.submodule_search_locations is not None:
+        stand_in.__path__ = list(spec.submodule_search_locations)  # its submodules import as usual
     stand_in.is_valid_syntax = _is_valid_syntax  # type: ignore[attr-defined]  # what jsonschema imports by name
     sys.modules[DEFERRED] = stand_in
     return True
