@@ -6,8 +6,8 @@ long enough for a median. The course's own test suite runs the notebook four
 times (the course and the solution notebook, then one of them twice in one
 kernel) to prove that every cell runs and every check holds, and it never
 asserts a speed: there, ``conftest.py`` sets ``MTLS_MEASURE_TIME_SCALE=0.2``
-and each measurement lasts a fifth as long. The notebook prints the factor
-whenever it is not 1, so a figure is never read without knowing.
+and each round stops after a fifth of its time. The notebook says so
+whenever the factor is not 1: its figures then come from fewer calls.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def measure_time_scale() -> float:
         scale = math.nan
     if not (0 < scale <= LONGEST_SCALE):  # also false for nan
         raise LabError(
-            f"{MEASURE_TIME_SCALE_VARIABLE}={raw!r} is not a factor between 0 and {LONGEST_SCALE:g}. "
-            f"Unset it to measure for the times written in the notebook, or give a number such as 0.5 "
-            f"(half as long) or 2 (twice as long)."
+            f"{MEASURE_TIME_SCALE_VARIABLE}={raw!r} is not a number greater than 0 and at most {LONGEST_SCALE:g}. "
+            f"Unset it (`unset {MEASURE_TIME_SCALE_VARIABLE}` in the shell that starts Jupyter, or "
+            f"`os.environ.pop({MEASURE_TIME_SCALE_VARIABLE!r})` in the notebook) to measure for the times the "
+            "notebook gives, or set a number such as 0.5 (rounds half as long) or 2 (up to twice as long)."
         )
     return scale
