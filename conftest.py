@@ -206,21 +206,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: about twice as many workers as CPUs, because the suite waits much of its time.
+    """``-n auto``: twice as many workers as CPUs, because the suite waits part of its time.
 
-    Much of the suite waits rather than computes (a kernel starting, a
+    Part of the suite waits rather than computes (a kernel starting, a
     handshake timing out, a browser, a subprocess), so extra workers fill the
     gaps; each costs about 5 s of CPU to collect the tests and about 250 MB
-    with its kernel. On 2 cores (2,595 tests, 2026-12-07) the whole suite
-    took 129 s on 3 workers, 116 s on 4, 111 s on 5 and 116 s on 6: hence
-    2 x CPUs + 1, at most 8 more than the CPUs on a large machine.
+    with its kernel. On 2 cores (2,595 tests, 2026-12-07 morning) the whole
+    suite took 129 s on 3 workers, 116 s on 4, 111 s on 5 and 116 s on 6.
+    Servers have stopped at once since (lab_helpers/serving.py), so fewer
+    tests wait, and with 2,493 tests 4 workers took 88.4 and 82.6 s against
+    85.8 and 96.0 s on 5 (runs alternated, a minute's rest before each):
+    hence 2 x CPUs, at most 8 more than the CPUs on a large machine.
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set.
     """
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     usable = usable or 1
-    return min(2 * usable + 1, usable + 8)
+    return min(2 * usable, usable + 8)
 
 
 def pytest_configure(config: pytest.Config) -> None:
