@@ -214,9 +214,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     with its kernel. On 2 cores (2,595 tests, 2026-12-07 morning) the whole
     suite took 129 s on 3 workers, 116 s on 4, 111 s on 5 and 116 s on 6.
     Servers have stopped at once since (lab_helpers/serving.py), so fewer
-    tests wait, and with 2,493 tests 4 workers took 88.4 and 82.6 s against
-    85.8 and 96.0 s on 5 (runs alternated, a minute's rest before each):
-    hence 2 x CPUs, at most 8 more than the CPUs on a large machine.
+    tests wait: with 2,493 tests, 4 and 5 workers were within the machine's
+    noise of each other (medians 89.5 s over five runs and 89.3 s over
+    eight), and 4 use less CPU and memory: hence 2 x CPUs, at most 8 more
+    than the CPUs on a large machine.
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set.
     """
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
