@@ -19,7 +19,8 @@ from typing import Any
 __all__ = ["PromptShutdownMixin"]
 
 # What socketserver itself uses (its _ServerSelector): poll() also reports a socket closed while it
-# is watched, so a server closed before it was shut down still ends its loop (epoll would not).
+# is watched, so a server closed before it was shut down still wakes its loop (epoll would not),
+# which then ends instead of spinning on the closed socket as socketserver's own loop would.
 _Selector = selectors.PollSelector if hasattr(selectors, "PollSelector") else selectors.SelectSelector
 
 
@@ -51,8 +52,8 @@ class PromptShutdownMixin:
                 selector.register(self._wake_receiver, selectors.EVENT_READ)
                 while not self._stop_requested:
                     ready = {key.fileobj for key, _ in selector.select()}
-                    if self._stop_requested:
-                        break
+                    if self._stop_requested or self.fileno() < 0:  # type: ignore[attr-defined]
+                        break  # asked to stop, or closed by server_close(): nothing left to serve
                     if self._wake_receiver in ready:
                         self._drain_wake_bytes()
                     if self in ready:
