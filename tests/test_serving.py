@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gc
+import http.client
 import socketserver
 import threading
-import http.client
 import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
