@@ -69,10 +69,8 @@ class PromptShutdownMixin:
         self._stop_requested = True
         try:
             self._wake_sender.send(b"\0")
-        except (
-            OSError
-        ):  # closed by server_close(): poll() then reports the closed sockets, which wakes the loop
-            pass
+        except OSError:
+            pass  # closed by server_close(), and the loop with it: it ends on a closed socket
         self._loop_ended.wait()
 
     def server_close(self) -> None:

@@ -4,8 +4,8 @@ Every test process imports nbformat (nbval's plugin and the notebook tests
 need it), nbformat imports jsonschema, and jsonschema's format checkers
 import ``rfc3987_syntax`` at once when it is installed (jupyterlab brings it
 in). That module builds 39 parsers as it is imported (rfc3987_syntax 1.1.0):
-1.2 s of CPU in each of the six processes a run on 2 cores starts (the main
-one and five workers), about 4 s of the suite's wall time, for the ``iri``
+1.2 s of CPU in each of the five processes a run on 2 cores starts (the main
+one and four workers), about 3 s of the suite's wall time, for the ``iri``
 format that no test checks. jsonschema keeps the import eager
 (https://github.com/python-jsonschema/jsonschema/issues/1428).
 
