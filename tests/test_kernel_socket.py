@@ -29,6 +29,8 @@ from lab_helpers.rehearsal.hub import HubAPI
 from lab_helpers.rehearsal.kernel_socket import KernelSocket
 from lab_helpers.rehearsal.learner import _TRANSPORT
 
+pytestmark = pytest.mark.notebook  # starts a Jupyter server and a kernel: not in the fast loop
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -10,6 +10,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.notebook  # runs notebook 14 in a kernel: not in the fast loop
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [
     ROOT / "notebooks" / "14_put_a_proxy_in_front.ipynb",

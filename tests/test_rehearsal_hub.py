@@ -31,6 +31,8 @@ from lab_helpers.rehearsal.plan import RehearsalPlan, select_notebooks
 from lab_helpers.rehearsal.report import format_report
 from lab_helpers.rehearsal.run import run_rehearsal
 
+pytestmark = pytest.mark.notebook  # a hub, servers and kernels running notebooks: not in the fast loop
+
 try:
     PROXY = find_proxy(ROOT)
 except LabError as error:
