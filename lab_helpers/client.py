@@ -209,14 +209,19 @@ def attempt(
     if session is None:
         session = lab_session(ca_file=ca_file, cert_file=cert_file, key_file=key_file, timeout=timeout)
     before = len(server.rejections) if server is not None else 0
+    connections_before = server.connections if server is not None else 0
     try:
         with session.get(url, timeout=timeout) as response:
             return Outcome(url=url, ok=True, status=response.status_code, body=response.text)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:  # SSLError included
         # The server's record usually arrives within milliseconds; the generous
         # bound only matters on a loaded machine (a full classroom on one host).
+        # A request whose handshake succeeded leaves no record: the wait ends
+        # as soon as the server has finished with the connection.
         rejection = (
-            server.wait_for_rejection(before, timeout=SERVER_RECORD_WAIT) if server is not None else None
+            server.wait_for_rejection(before, timeout=SERVER_RECORD_WAIT, connections_after=connections_before)
+            if server is not None
+            else None
         )
         return Outcome(
             url=url,

@@ -258,9 +258,10 @@ class _HTTPServer(PromptShutdownMixin, HTTPServer):
         super().__init__(address, handler)
 
     def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        number = self.owner._connection_taken()  # here, in the accepting thread: numbers follow arrival
         thread = threading.Thread(
             target=self.owner._serve_connection,
-            args=(request, client_address),
+            args=(request, client_address, number),
             name=f"mtls-lab-connection-{client_address[1]}",
             daemon=True,
         )
@@ -315,6 +316,8 @@ class MTLSServer:
         self.idle_timeout = idle_timeout
         self.rejections: list[Rejection] = []
         self.accepted = 0  # handshakes that succeeded
+        self.connections = 0  # TCP connections taken from the listening socket, whatever became of them
+        self._open_connections: set[int] = set()  # the numbers of those still being served
         self.log: deque[str] = deque(maxlen=1000)  # the latest request lines, bounded for long runs
         self.handler_errors: deque[Exception] = deque(
             maxlen=100
@@ -422,20 +425,35 @@ class MTLSServer:
 
     # -- what the server saw ------------------------------------------------
 
-    def wait_for_rejection(self, after: int, timeout: float = 1.0) -> Rejection | None:
+    def wait_for_rejection(
+        self, after: int, timeout: float = 1.0, *, connections_after: int | None = None
+    ) -> Rejection | None:
         """The first rejection recorded after index ``after``, waiting up to ``timeout`` seconds.
 
         The client may see a failure a moment before the server has recorded
         its side of it (the alert travels before the server's thread returns).
+
+        Not every failed request leaves a rejection: when the handshake
+        succeeded and the handler then raised, or the client gave up mid-
+        response, there is nothing to wait for. With ``connections_after``
+        (``server.connections`` read before the request), the wait also ends,
+        returning None, once the server has taken a connection since then and
+        finished serving every such connection without recording a rejection.
         """
         deadline = time.monotonic() + timeout
         with self._changed:
             while len(self.rejections) <= after:
+                if connections_after is not None and self._all_served_since(connections_after):
+                    return None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._changed.wait(remaining)
             return self.rejections[after]
+
+    def _all_served_since(self, number: int) -> bool:
+        """Whether connections numbered ``number`` and up have arrived, and none is still being served."""
+        return self.connections > number and all(open_one < number for open_one in self._open_connections)
 
     def _record_rejection(self, peer: tuple[str, int], error: BaseException) -> None:
         rejection = Rejection(
@@ -461,7 +479,15 @@ class MTLSServer:
         with self._lock:
             self._threads.add(thread)
 
-    def _serve_connection(self, raw: socket.socket, peer: tuple[str, int]) -> None:
+    def _connection_taken(self) -> int:
+        """Number the connection just accepted and count it as being served."""
+        with self._changed:
+            number = self.connections
+            self.connections += 1
+            self._open_connections.add(number)
+            return number
+
+    def _serve_connection(self, raw: socket.socket, peer: tuple[str, int], number: int) -> None:
         """Runs in the connection's own thread: handshake with a timeout, then HTTP."""
         httpd = self._httpd
         tls: socket.socket = raw
@@ -504,6 +530,9 @@ class MTLSServer:
                 self._sockets.discard(tls)
                 self._sockets.discard(raw)
                 self._threads.discard(threading.current_thread())
+            with self._changed:  # before the close, which is what the client sees end
+                self._open_connections.discard(number)
+                self._changed.notify_all()
             tls.close()
 
 

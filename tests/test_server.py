@@ -12,13 +12,14 @@ import datetime
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from lab_checks import UTC, get_over_tls, lab_threads, strict_client_context, wait_until
 
+import lab_helpers.client as client_module
 from lab_helpers import (
     CertificateAuthority,
     IssuedCertificate,
@@ -27,6 +28,7 @@ from lab_helpers import (
     LabError,
     LabFileMissingError,
     LabPaths,
+    LabRequestHandler,
     MTLSServer,
     attempt,
     build_server_context,
@@ -521,8 +523,6 @@ def test_wait_for_rejection_returns_none_when_nothing_is_rejected(
 
 
 def test_an_exception_in_a_handler_is_recorded_not_lost(lab_pki: LabPaths) -> None:
-    from lab_helpers import LabRequestHandler, attempt
-
     class Broken(LabRequestHandler):
         def do_GET(self) -> None:
             raise RuntimeError("a bug in the handler")
@@ -535,3 +535,80 @@ def test_an_exception_in_a_handler_is_recorded_not_lost(lab_pki: LabPaths) -> No
         assert wait_until(lambda: len(server.handler_errors) == 1)
     assert not outcome.ok  # the client sees the connection end without an answer
     assert "handler failed: RuntimeError('a bug in the handler')" in "\n".join(server.log)
+
+
+# -- how long a failed request waits for the server's record ------------------------------------------------
+
+LONG_WAIT = 60.0  # far longer than any of these requests takes: a wait that ends early ends on an event
+
+
+class BrokenHandler(LabRequestHandler):
+    """The handshake succeeds, then the handler raises: the request fails and the server records no rejection."""
+
+    def do_GET(self) -> None:
+        raise RuntimeError("a bug in the handler")
+
+
+def waited(wait: Callable[[], object]) -> tuple[object, float]:
+    started = time.monotonic()
+    result = wait()
+    return result, time.monotonic() - started
+
+
+def record_after(server: MTLSServer, request: Callable[[], object]) -> tuple[object, float]:
+    """Make the request, then wait for the rejection it caused, as attempt() does: (rejection or None, seconds)."""
+    rejections, connections = len(server.rejections), server.connections
+    request()
+    return waited(
+        lambda: server.wait_for_rejection(rejections, timeout=LONG_WAIT, connections_after=connections)
+    )
+
+
+def test_the_wait_for_a_record_ends_once_the_connection_ended_without_one(
+    lab_pki: LabPaths, client_files: dict
+) -> None:
+    with MTLSServer(context_for(lab_pki), name=None, handler=BrokenHandler) as server:
+        rejection, seconds = record_after(server, lambda: attempt(server.url, **client_files))
+    assert rejection is None and seconds < LONG_WAIT / 2
+
+
+def test_the_wait_for_a_record_without_connections_after_lasts_its_timeout(
+    lab_pki: LabPaths, client_files: dict
+) -> None:
+    """The twin: asked only about rejections, the server cannot tell that none is coming."""
+    with MTLSServer(context_for(lab_pki), name=None, handler=BrokenHandler) as server:
+        assert not attempt(server.url, **client_files).ok
+        rejection, seconds = waited(lambda: server.wait_for_rejection(0, timeout=0.5))
+    assert rejection is None and seconds >= 0.5
+
+
+def test_the_wait_for_a_record_does_not_end_before_a_connection_arrives(mtls_server: MTLSServer) -> None:
+    """No connection since the mark: the client's may still be in the queue, so the whole timeout is waited."""
+    rejection, seconds = waited(
+        lambda: mtls_server.wait_for_rejection(0, timeout=0.5, connections_after=mtls_server.connections)
+    )
+    assert rejection is None and seconds >= 0.5
+
+
+def test_a_connection_left_open_from_before_does_not_hold_the_wait(
+    lab_pki: LabPaths, client_files: dict
+) -> None:
+    """Only connections that arrived after the mark count: an open keep-alive connection from earlier does not."""
+    with MTLSServer(context_for(lab_pki), name=None) as server, lab_session(**client_files) as keeping:
+        assert keeping.get(server.url).status_code == 200  # its connection stays open, its thread waiting
+        refused, _ = record_after(server, lambda: attempt(server.url, ca_file=lab_pki.ca_cert))
+        assert refused is not None and refused.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"  # type: ignore[attr-defined]
+        server.handler = BrokenHandler  # from the next connection on, the handler raises
+        rejection, seconds = record_after(server, lambda: attempt(server.url, **client_files))
+        assert rejection is None and seconds < LONG_WAIT / 2
+        assert len(server._open_connections) == 1  # the kept one was open all along
+
+
+def test_attempt_returns_without_waiting_for_a_record_that_cannot_come(
+    lab_pki: LabPaths, client_files: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "SERVER_RECORD_WAIT", LONG_WAIT)
+    with MTLSServer(context_for(lab_pki), name=None, handler=BrokenHandler) as server:
+        outcome, seconds = waited(lambda: attempt(server.url, server=server, **client_files))
+    assert not outcome.ok and outcome.server_reason is None  # type: ignore[attr-defined]
+    assert seconds < LONG_WAIT / 2

@@ -117,11 +117,17 @@ def _what_went_wrong(error: BaseException) -> str:
     return f"{type(error).__name__}: {explain(error).who}"
 
 
-def _servers_record(server: MTLSServer, before: int, error: BaseException | None) -> Rejection | None:
+def _where_records_stand(server: MTLSServer) -> tuple[int, int]:
+    """The server's rejection and connection counts before a request, for :func:`_servers_record`."""
+    return len(server.rejections), server.connections
+
+
+def _servers_record(server: MTLSServer, before: tuple[int, int], error: BaseException | None) -> Rejection | None:
     """What the server recorded about a failed request, if the request reached it through TLS at all."""
     if not isinstance(error, requests.exceptions.ConnectionError) or _went_to_the_proxy(error):
         return None  # it never reached the server: nothing to wait for
-    return server.wait_for_rejection(before, timeout=SERVER_RECORD_WAIT)
+    rejections, connections = before
+    return server.wait_for_rejection(rejections, timeout=SERVER_RECORD_WAIT, connections_after=connections)
 
 
 def _uses_the_lab_client(function: Callable[..., Any]) -> bool | None:
@@ -190,7 +196,7 @@ def exercise_1(
                 f"request 1 (CA and client certificate) got {response.status_code} {response.text!r}",
             )
 
-        before = len(server.rejections)
+        before = _where_records_stand(server)
         response, error = _call(plain_get, server.url, ca_file=None, **client)
         rejection = _servers_record(server, before, error)
         if error is None:
@@ -208,7 +214,7 @@ def exercise_1(
                 f"request 2 (no CA) failed, but not as the client refusing the server: {_what_went_wrong(error)}",
             )
 
-        before = len(server.rejections)
+        before = _where_records_stand(server)
         response, error = _call(plain_get, server.url, ca_file=paths.ca_cert)
         rejection = _servers_record(server, before, error)
         if error is None:
