@@ -230,13 +230,28 @@ def _indent(text: str) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs. A zombie does not: it has exited and waits to be reaped.
+
+    Signal 0 succeeds on a zombie, so an nginx that exited but whose parent
+    never waits for it (a container whose first process reaps nothing, or a
+    kernel that still holds it) would look alive until a timeout.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, but someone else's
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """State ``Z`` in ``/proc/PID/stat`` (Linux); False where there is no /proc to read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]  # the state follows the command name in parentheses
 
 
 def _command_line(pid: int) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,6 +216,33 @@ def test_an_instance_left_by_a_dead_kernel_is_stopped_at_the_next_start(lab_fold
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(timeout=5)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no /proc here to tell a zombie")
+
+
+@needs_proc
+def test_a_process_that_exited_unreaped_is_not_alive() -> None:
+    """A zombie answers signal 0, but it has exited: a stale nginx must not be waited for until a timeout."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while not nginx_module._is_zombie(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)  # not reaped: nobody calls wait() until the end of the test
+        os.kill(child.pid, 0)  # still there for the kernel...
+        assert not nginx_module._alive(child.pid)  # ...but not alive
+    finally:
+        child.wait(timeout=10)
+
+
+@needs_proc
+def test_a_running_process_is_alive_and_not_a_zombie() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert nginx_module._alive(child.pid) and not nginx_module._is_zombie(child.pid)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
 
 
 @needs_nginx
