@@ -87,7 +87,7 @@ def test_socketservers_own_loop_waits_for_its_poll_interval(monkeypatch: pytest.
     monkeypatch.setattr(socketserver, "_ServerSelector", WatchedSelector)
     plain = HTTPServer(("127.0.0.1", 0), Hello)
     try:
-        loop = in_thread(plain.serve_forever, poll_interval=2.0)
+        loop = in_thread(plain.serve_forever, poll_interval=1.0)
         assert selecting.wait(WAIT)
         stopper = in_thread(plain.shutdown)
         stopper.join(timeout=0.3)
