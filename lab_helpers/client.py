@@ -219,7 +219,9 @@ def attempt(
         # A request whose handshake succeeded leaves no record: the wait ends
         # as soon as the server has finished with the connection.
         rejection = (
-            server.wait_for_rejection(before, timeout=SERVER_RECORD_WAIT, connections_after=connections_before)
+            server.wait_for_rejection(
+                before, timeout=SERVER_RECORD_WAIT, connections_after=connections_before
+            )
             if server is not None
             else None
         )

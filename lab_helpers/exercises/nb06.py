@@ -122,7 +122,9 @@ def _where_records_stand(server: MTLSServer) -> tuple[int, int]:
     return len(server.rejections), server.connections
 
 
-def _servers_record(server: MTLSServer, before: tuple[int, int], error: BaseException | None) -> Rejection | None:
+def _servers_record(
+    server: MTLSServer, before: tuple[int, int], error: BaseException | None
+) -> Rejection | None:
     """What the server recorded about a failed request, if the request reached it through TLS at all."""
     if not isinstance(error, requests.exceptions.ConnectionError) or _went_to_the_proxy(error):
         return None  # it never reached the server: nothing to wait for
