@@ -63,12 +63,24 @@ def client_context(paths: LabPaths, *, trust: Path | None = None, certificate: b
     return context
 
 
+# A daemon thread that a library starts once per process, the first time it is needed, and keeps for the life of
+# the process: not the server's, and not a leak. pycares (aiohttp's DNS resolver whenever aiodns is installed, as
+# requirements-instructor.txt's JupyterHub installs it) destroys every closed DNS channel on it, so the first aiohttp
+# client session a worker closes starts it, whichever test that is:
+# https://github.com/saghul/pycares/blob/master/src/pycares/__init__.py (_ChannelShutdownManager)
+PROCESS_WIDE_THREAD_TARGETS = ("(_run_safe_shutdown_loop)",)
+
+
 def assert_stopped(server: Any, port: int, threads_before: set[str]) -> None:
     """The server's port refuses connections and none of its threads is alive."""
     assert not server.running
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    left = {thread.name for thread in threading.enumerate()} - threads_before
+    left = {
+        thread.name
+        for thread in threading.enumerate()
+        if thread.name not in threads_before and not thread.name.endswith(PROCESS_WIDE_THREAD_TARGETS)
+    }
     assert not left, f"threads left behind: {left}"
 
 
