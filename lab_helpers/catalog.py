@@ -44,15 +44,30 @@ class CatalogLab:
     Everything is made on first use: the lab CA and "another CA", a good
     server and client pair, and the broken variants (expired, not yet valid,
     wrong name, wrong EKU, a key that does not match, an encrypted key).
+    A temporary folder is removed by :meth:`close` or at the end of a
+    ``with CatalogLab() as lab:`` block; a folder you name is yours to keep.
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
             self._temporary = tempfile.TemporaryDirectory(prefix="mtls-catalog-")
             directory = self._temporary.name
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.now = datetime.datetime.now(datetime.timezone.utc)
+
+    def close(self) -> None:
+        """Remove the temporary folder and the keys in it (idempotent; a folder you named is left alone)."""
+        if self._temporary is not None:
+            self._temporary.cleanup()
+            self._temporary = None
+
+    def __enter__(self) -> CatalogLab:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _save(
         self, name: str, issued: IssuedCertificate, *, password: bytes | None = None
@@ -451,9 +466,11 @@ def run_case(case: CatalogCase | str, lab: CatalogLab, *, server_name: str | Non
 
 def run_catalog(lab: CatalogLab | None = None, keys: list[str] | None = None) -> list[CaseResult]:
     """Run every case (or the named ones) against one set of lab certificates."""
-    lab = lab or CatalogLab()
     chosen = [_BY_KEY[key] for key in keys] if keys else list(CASES)
-    return [run_case(case, lab) for case in chosen]
+    if lab is not None:
+        return [run_case(case, lab) for case in chosen]
+    with CatalogLab() as own:  # made here, removed here
+        return [run_case(case, own) for case in chosen]
 
 
 def summary_table(results: list[CaseResult]) -> str:

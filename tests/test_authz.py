@@ -23,8 +23,9 @@ ALICE = "spiffe://lab.example/user/alice"
 
 
 @pytest.fixture(scope="module")
-def lab() -> CatalogLab:
-    return CatalogLab()
+def lab() -> Iterator[CatalogLab]:
+    with CatalogLab() as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,22 @@ REPEATS = 20
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[CatalogLab]:
-    yield CatalogLab()
+    with CatalogLab() as lab:
+        yield lab
+
+
+def test_a_temporary_catalog_folder_is_removed_with_its_keys() -> None:
+    with CatalogLab() as temporary:
+        key = temporary.client[1]  # made on first use
+        assert key.exists()
+    assert not temporary.directory.exists()
+    temporary.close()  # a second close is harmless
+
+
+def test_a_catalog_folder_you_name_is_kept(tmp_path: Path) -> None:
+    with CatalogLab(tmp_path / "catalog") as named:
+        key = named.client[1]
+    assert key.exists()
 
 
 def test_the_working_set_up_succeeds(lab: CatalogLab) -> None:

@@ -80,8 +80,9 @@ SERVER_SIDE = {
 
 
 @pytest.fixture(scope="module")
-def lab() -> CatalogLab:
-    return CatalogLab()
+def lab() -> Iterator[CatalogLab]:
+    with CatalogLab() as lab:
+        yield lab
 
 
 def context_for(trust: Path, pair: Pair | None) -> ssl.SSLContext:
