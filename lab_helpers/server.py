@@ -173,6 +173,9 @@ class Rejection:
     error_class: str
     detail: str  # the full message, which may vary
     at: float = field(default_factory=time.time)
+    connection: int | None = (
+        None  # the server's number for the connection (MTLSServer.connections counts them)
+    )
 
     def __str__(self) -> str:
         return f"{self.reason} ({self.error_class} from {self.peer})"
@@ -433,34 +436,50 @@ class MTLSServer:
         The client may see a failure a moment before the server has recorded
         its side of it (the alert travels before the server's thread returns).
 
-        Not every failed request leaves a rejection: when the handshake
-        succeeded and the handler then raised, or the client gave up mid-
-        response, there is nothing to wait for. With ``connections_after``
-        (``server.connections`` read before the request), the wait also ends,
-        returning None, once the server has taken a connection since then and
-        finished serving every such connection without recording a rejection.
+        ``connections_after`` is ``server.connections`` read before the
+        request. With it, a rejection only counts if it belongs to a connection
+        that arrived since: an earlier connection's rejection recorded late
+        (its client gave up, and its thread was slow to notice) is not taken
+        for this request's. And the wait ends, returning None, once such a
+        connection has arrived and every one has been served without a
+        rejection: when the handshake succeeded and the handler then raised,
+        or the client gave up mid-response, no rejection is coming.
         """
         deadline = time.monotonic() + timeout
         with self._changed:
-            while len(self.rejections) <= after:
+            while True:
+                rejection = self._first_rejection(after, connections_after)
+                if rejection is not None:
+                    return rejection
                 if connections_after is not None and self._all_served_since(connections_after):
                     return None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._changed.wait(remaining)
-            return self.rejections[after]
+
+    def _first_rejection(self, after: int, connections_after: int | None) -> Rejection | None:
+        """The first rejection from index ``after`` on, of a connection numbered ``connections_after`` or later."""
+        for rejection in self.rejections[after:]:
+            if (
+                connections_after is None
+                or rejection.connection is None
+                or rejection.connection >= connections_after
+            ):
+                return rejection
+        return None
 
     def _all_served_since(self, number: int) -> bool:
         """Whether connections numbered ``number`` and up have arrived, and none is still being served."""
         return self.connections > number and all(open_one < number for open_one in self._open_connections)
 
-    def _record_rejection(self, peer: tuple[str, int], error: BaseException) -> None:
+    def _record_rejection(self, peer: tuple[str, int], error: BaseException, number: int) -> None:
         rejection = Rejection(
             peer=f"{peer[0]}:{peer[1]}",
             reason=server_side_reason(error),
             error_class=type(error).__name__,
             detail=str(error),
+            connection=number,
         )
         with self._changed:
             self.rejections.append(rejection)
@@ -504,9 +523,9 @@ class MTLSServer:
             except (ssl.SSLError, OSError) as error:
                 if self.close_rejected_at_once:
                     tls.close()  # before the record: whoever waits for the record finds the connection closed
-                    self._record_rejection(peer, error)
+                    self._record_rejection(peer, error, number)
                 else:
-                    self._record_rejection(peer, error)
+                    self._record_rejection(peer, error, number)
                     _close_after_rejection(tls, timeout=min(1.0, self.handshake_timeout))
                 return  # the finally below closes the socket
             with self._lock:

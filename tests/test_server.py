@@ -604,6 +604,25 @@ def test_a_connection_left_open_from_before_does_not_hold_the_wait(
         assert len(server._open_connections) == 1  # the kept one was open all along
 
 
+def test_a_late_rejection_of_an_earlier_connection_is_not_taken_for_the_requests_own(
+    mtls_server: MTLSServer, lab_pki: LabPaths
+) -> None:
+    """A connection from before the mark whose rejection is recorded after it: the request's own record is found."""
+    earlier = socket.create_connection(
+        ("127.0.0.1", mtls_server.port), timeout=5
+    )  # connection 0: says nothing
+    assert wait_until(lambda: mtls_server.connections == 1)
+    rejections, connections = len(mtls_server.rejections), mtls_server.connections
+    earlier.close()  # its handshake ends now, after the mark: a rejection for connection 0
+    assert wait_until(lambda: len(mtls_server.rejections) == 1)
+    assert not attempt(mtls_server.url, ca_file=lab_pki.ca_cert).ok  # connection 1: no client certificate
+    own = mtls_server.wait_for_rejection(rejections, timeout=LONG_WAIT, connections_after=connections)
+    assert own is not None and own.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE" and own.connection == 1
+    # The twin: by position alone, the earlier connection's record is the first after the mark.
+    by_position = mtls_server.wait_for_rejection(rejections, timeout=LONG_WAIT)
+    assert by_position is not None and by_position.connection == 0 and by_position.reason != own.reason
+
+
 def test_attempt_returns_without_waiting_for_a_record_that_cannot_come(
     lab_pki: LabPaths, client_files: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
