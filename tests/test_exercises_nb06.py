@@ -117,8 +117,27 @@ def test_6_1_the_ca_on_the_session_loses_to_the_variable(mtls_server: MTLSServer
 
 def test_6_1_without_a_timeout(mtls_server: MTLSServer, lab_pki: LabPaths) -> None:
     result = check.exercise_06_1(no_timeout_plain_get, server=mtls_server, paths=lab_pki)
-    assert [text for text in missing(result) if "never answers" in text]
-    assert missing(result)[0].endswith("not a Timeout: pass timeout=timeout to requests")
+    assert len(missing(result)) == 1  # the three requests themselves are right
+    assert "never answers" in missing(result)[0] and "until the check's server hung up" in missing(result)[0]
+    assert missing(result)[0].endswith("for ever if it never answers: pass timeout=timeout to requests")
+
+
+def certificate_without_key_plain_get(url, *, ca_file=None, cert_file=None, key_file=None, timeout=5.0):  # type: ignore[no-untyped-def]
+    """The timeout is passed, but the key is not: every request with a certificate fails before it connects."""
+    with requests.Session() as plain:
+        plain.trust_env = False
+        return plain.get(
+            url, verify=str(ca_file) if ca_file else True, cert=cert_file and str(cert_file), timeout=timeout
+        )
+
+
+def test_6_1_a_failure_before_the_timeout_is_not_blamed_on_the_timeout(
+    mtls_server: MTLSServer, lab_pki: LabPaths
+) -> None:
+    result = check.exercise_06_1(certificate_without_key_plain_get, server=mtls_server, paths=lab_pki)
+    never_answers = [text for text in missing(result) if "never answers" in text]
+    assert len(never_answers) == 1 and "before any timeout could expire" in never_answers[0], missing(result)
+    assert "pass timeout=timeout" not in never_answers[0]
 
 
 def test_6_1_lab_session_is_not_plain_requests(mtls_server: MTLSServer, lab_pki: LabPaths) -> None:

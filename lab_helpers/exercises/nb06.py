@@ -35,6 +35,8 @@ UNKNOWN_CLIENT_CA = "unable to get local issuer certificate"
 #: A proxy address where nothing listens: a client that uses it fails.
 NO_PROXY_THERE = "http://127.0.0.1:9"
 SERVER_RECORD_WAIT = 3.0
+#: Seconds before the check's server that never answers closes the connection (:func:`_silent_url`).
+SILENT_SERVER_GIVES_UP = 3.0
 #: What a check says when the lab server of "On your own" is not running (after Run All, its last cell stopped it).
 LAB_SERVER_STOPPED = (
     "the lab server is not running (the last cell of this section stopped it): run the first cell "
@@ -238,20 +240,33 @@ def exercise_1(
                 f"{_what_went_wrong(error)}",
             )
 
-        with _silent_url(give_up_after=3.0) as silent:
+        with _silent_url(give_up_after=SILENT_SERVER_GIVES_UP) as silent:
             started = time.perf_counter()
             response, error = _call(plain_get, silent, ca_file=paths.ca_cert, timeout=0.5, **client)
             elapsed = time.perf_counter() - started
-        if error is not None and (_went_to_the_proxy(error) or isinstance(error, TypeError)):
-            c.require(False, "", f"a server that never answers: {_what_went_wrong(error)}")
-        else:
-            c.require(
-                isinstance(error, requests.exceptions.Timeout),
-                f"a server that never answers: Timeout after {elapsed:.1f} s (it was given timeout=0.5)",
-                f"a server that never answers, called with timeout=0.5: after {elapsed:.1f} s "
-                f"{type(error).__name__ if error else 'no error'}, not a Timeout: pass timeout=timeout to requests",
-            )
+        c.require(
+            isinstance(error, requests.exceptions.Timeout),
+            f"a server that never answers: Timeout after {elapsed:.1f} s (it was given timeout=0.5)",
+            f"a server that never answers, called with timeout=0.5: {_not_a_timeout(error, elapsed)}",
+        )
     return c.result()
+
+
+def _not_a_timeout(error: Exception | None, elapsed: float) -> str:
+    """What happened instead of a Timeout, and what to change: the hint depends on when and how it ended."""
+    if error is None:
+        return (
+            f"it returned after {elapsed:.1f} s without an error: let requests' exceptions reach the caller"
+        )
+    if _went_to_the_proxy(error) or isinstance(error, TypeError):
+        return _what_went_wrong(error)
+    if elapsed >= SILENT_SERVER_GIVES_UP * 0.9:
+        return (
+            f"it waited {elapsed:.1f} s, until the check's server hung up ({type(error).__name__}); without a "
+            "timeout requests waits as long as the server does, for ever if it never answers: pass "
+            "timeout=timeout to requests"
+        )
+    return f"it failed after {elapsed:.1f} s, before any timeout could expire: {_what_went_wrong(error)}"
 
 
 def exercise_2(
