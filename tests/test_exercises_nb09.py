@@ -362,6 +362,9 @@ def test_9_3_the_server_issuing_ca_is_not_a_client_ca(
     assert "client_issuing_ca is lab-issuing-ca itself: create a new intermediate for the clients" in missing(
         result
     )
+    assert not any(
+        "it issues client certificates only" in text for _, text in result.points
+    )  # no tick beside it
 
 
 def test_9_3_a_stopped_server(
