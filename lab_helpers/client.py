@@ -216,11 +216,16 @@ def attempt(
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:  # SSLError included
         # The server's record usually arrives within milliseconds; the generous
         # bound only matters on a loaded machine (a full classroom on one host).
-        # A request whose handshake succeeded leaves no record: the wait ends
-        # as soon as the server has finished with the connection.
+        # A request whose handshake the server accepted leaves no record: the
+        # wait ends as soon as the server has finished with the connection.
+        # Not after a timeout: this client's connection may not even have been
+        # accepted yet, while another one since the mark has already ended.
+        timed_out = isinstance(error, requests.exceptions.Timeout)
         rejection = (
             server.wait_for_rejection(
-                before, timeout=SERVER_RECORD_WAIT, connections_after=connections_before
+                before,
+                timeout=SERVER_RECORD_WAIT,
+                connections_after=None if timed_out else connections_before,
             )
             if server is not None
             else None

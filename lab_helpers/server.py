@@ -269,7 +269,11 @@ class _HTTPServer(PromptShutdownMixin, HTTPServer):
             daemon=True,
         )
         self.owner._track_thread(thread)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:  # no thread (out of threads or memory): nobody will serve it or end it
+            self.owner._connection_never_served(number, thread)
+            raise
 
 
 class MTLSServer:
@@ -505,6 +509,14 @@ class MTLSServer:
             self.connections += 1
             self._open_connections.add(number)
             return number
+
+    def _connection_never_served(self, number: int, thread: threading.Thread) -> None:
+        """Forget a connection whose thread could not start, so that no wait waits for it to end."""
+        with self._lock:
+            self._threads.discard(thread)
+        with self._changed:
+            self._open_connections.discard(number)
+            self._changed.notify_all()
 
     def _serve_connection(self, raw: socket.socket, peer: tuple[str, int], number: int) -> None:
         """Runs in the connection's own thread: handshake with a timeout, then HTTP."""

@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -601,7 +602,7 @@ def test_a_connection_left_open_from_before_does_not_hold_the_wait(
         server.handler = BrokenHandler  # from the next connection on, the handler raises
         rejection, seconds = record_after(server, lambda: attempt(server.url, **client_files))
         assert rejection is None and seconds < LONG_WAIT / 2
-        assert len(server._open_connections) == 1  # the kept one was open all along
+        assert wait_until(lambda: server._open_connections == {0})  # the kept one, open all along
 
 
 def test_a_late_rejection_of_an_earlier_connection_is_not_taken_for_the_requests_own(
@@ -621,6 +622,23 @@ def test_a_late_rejection_of_an_earlier_connection_is_not_taken_for_the_requests
     # The twin: by position alone, the earlier connection's record is the first after the mark.
     by_position = mtls_server.wait_for_rejection(rejections, timeout=LONG_WAIT)
     assert by_position is not None and by_position.connection == 0 and by_position.reason != own.reason
+
+
+@pytest.mark.parametrize("close_at_once", [False, True], ids=["lingering close", "closed at once"])
+def test_a_rejection_recorded_after_the_client_saw_its_error_is_still_found(
+    lab_pki: LabPaths, close_at_once: bool
+) -> None:
+    """The server records before it lets the connection count as ended: a slow record is waited for, not lost."""
+    with MTLSServer(context_for(lab_pki), name=None, close_rejected_at_once=close_at_once) as server:
+        record = server._record_rejection
+
+        def slowly(*args: Any) -> None:
+            time.sleep(0.3)  # the client has had its error for a while when the record comes
+            record(*args)
+
+        server._record_rejection = slowly  # type: ignore[method-assign]
+        outcome = attempt(server.url, ca_file=lab_pki.ca_cert, server=server)
+    assert outcome.server_reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
 
 
 def test_attempt_returns_without_waiting_for_a_record_that_cannot_come(
