@@ -246,12 +246,18 @@ def _alive(pid: int) -> bool:
 
 
 def _is_zombie(pid: int) -> bool:
-    """State ``Z`` in ``/proc/PID/stat`` (Linux); False where there is no /proc to read."""
+    """State ``Z`` (or ``X``, dead) in ``/proc/PID/stat`` on Linux; False where there is no /proc to read.
+
+    Read as bytes: a command name need not be UTF-8. The state follows the
+    name, which is in parentheses and may itself contain ")" or spaces.
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return Path("/proc/self/stat").exists()  # /proc is there and the process is not: it is gone
     except OSError:
         return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]  # the state follows the command name in parentheses
+    return stat.rpartition(b")")[2].split()[:1] in ([b"Z"], [b"X"])
 
 
 def _command_line(pid: int) -> str:

@@ -245,6 +245,20 @@ def test_a_running_process_is_alive_and_not_a_zombie() -> None:
         child.wait(timeout=10)
 
 
+@needs_proc
+def test_a_process_whose_name_is_not_utf8_is_still_judged() -> None:
+    """/proc/PID/stat holds the command name as raw bytes: a name that is not UTF-8 must not break the reading."""
+    rename = "import ctypes, sys, time; ctypes.CDLL(None).prctl(15, b'ng\\xffx', 0, 0, 0); print('renamed', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", rename], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "renamed\n"
+        assert b"\xff" in Path(f"/proc/{child.pid}/stat").read_bytes()  # the name took
+        assert nginx_module._alive(child.pid)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+
 @needs_nginx
 def test_reload_applies_a_new_configuration_on_the_same_port(lab_folder: Path) -> None:
     with Nginx(http=HELLO, values={"word": "before"}, name="reload") as proxy:
