@@ -65,8 +65,8 @@ def client_context(paths: LabPaths, *, trust: Path | None = None, certificate: b
 
 # A daemon thread that a library starts once per process, the first time it is needed, and keeps for the life of
 # the process: not the server's, and not a leak. pycares (aiohttp's DNS resolver whenever aiodns is installed, as
-# requirements-instructor.txt's JupyterHub installs it) destroys every closed DNS channel on it, so the first aiohttp
-# client session a worker closes starts it, whichever test that is:
+# requirements-instructor.txt's JupyterHub installs it) destroys closed DNS channels on it and starts it with its
+# first channel, so the first aiohttp client session a worker creates starts it, whichever test that is:
 # https://github.com/saghul/pycares/blob/master/src/pycares/__init__.py (_ChannelShutdownManager)
 PROCESS_WIDE_THREAD_TARGETS = ("(_run_safe_shutdown_loop)",)
 
