@@ -401,6 +401,7 @@ class RecordingProxy:
     def close(self) -> None:
         """Stop accepting, let the pumps finish (they end at EOF, so nothing in flight is lost), then stop."""
         self._stop.set()  # the accept loop only: pumps run until their connection ends
+        self._wake_accept_loop()
         self._accepting.join(timeout=2)
         for thread in self._threads:
             thread.join(timeout=0.25)  # a grace period for bytes still in flight
@@ -415,6 +416,13 @@ class RecordingProxy:
             sock.close()
         self._listener.close()
 
+    def _wake_accept_loop(self) -> None:
+        """Connect once to our own port, so that accept() returns now rather than at its next timeout."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            pass  # the loop still ends within its listener timeout (0.2 s)
+
     def _accept(self) -> None:
         while not self._stop.is_set():
             try:
@@ -422,6 +430,9 @@ class RecordingProxy:
             except TimeoutError:
                 continue
             except OSError:
+                return
+            if self._stop.is_set():  # the wake-up connection of close(), or a client too late: not relayed
+                client.close()
                 return
             upstream = socket.create_connection(self.target, timeout=self.timeout)
             client.settimeout(self.timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,29 @@ def test_the_proxy_relays_bytes_faithfully_both_ways() -> None:
     listener.close()
     assert received == payload
     assert bytes(proxy.client_to_server) == payload and bytes(proxy.server_to_client) == payload
+
+
+def closed_after(proxy: RecordingProxy, listener_timeout: float) -> tuple[float, bool]:
+    """(seconds ``close()`` took, whether the accept loop had ended) when that loop polls every ``listener_timeout``."""
+    proxy._listener.settimeout(listener_timeout)
+    with proxy:
+        time.sleep(0.05)  # the accept loop is inside accept()
+        started = time.monotonic()
+    return time.monotonic() - started, not proxy._accepting.is_alive()
+
+
+def test_a_proxy_closes_without_waiting_for_its_accept_loop_to_poll() -> None:
+    seconds, loop_ended = closed_after(RecordingProxy(9), listener_timeout=30.0)
+    assert loop_ended and seconds < 15.0  # close() gives up on the loop after 2 s: it had ended by then
+
+
+def test_without_the_wake_up_a_proxy_closes_only_when_its_accept_loop_polls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The twin: no wake-up connection, and close() waits for accept() to time out."""
+    monkeypatch.setattr(RecordingProxy, "_wake_accept_loop", lambda self: None)
+    seconds, loop_ended = closed_after(RecordingProxy(9), listener_timeout=1.0)
+    assert loop_ended and seconds >= 0.9
 
 
 @pytest.mark.parametrize(("maximum", "visible"), [(TLS12, True), (None, False)], ids=["TLS 1.2", "TLS 1.3"])
