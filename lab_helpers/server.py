@@ -173,9 +173,8 @@ class Rejection:
     error_class: str
     detail: str  # the full message, which may vary
     at: float = field(default_factory=time.time)
-    connection: int | None = (
-        None  # the server's number for the connection (MTLSServer.connections counts them)
-    )
+    #: The server's number for the connection (``MTLSServer.connections`` counts them).
+    connection: int | None = None
 
     def __str__(self) -> str:
         return f"{self.reason} ({self.error_class} from {self.peer})"
@@ -272,7 +271,8 @@ class _HTTPServer(PromptShutdownMixin, HTTPServer):
         try:
             thread.start()
         except BaseException:  # no thread (out of threads or memory): nobody will serve it or end it
-            self.owner._connection_never_served(number, thread)
+            self.owner._untrack_thread(thread)
+            self.owner._connection_ended(number)
             raise
 
 
@@ -502,6 +502,10 @@ class MTLSServer:
         with self._lock:
             self._threads.add(thread)
 
+    def _untrack_thread(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._threads.discard(thread)
+
     def _connection_taken(self) -> int:
         """Number the connection just accepted and count it as being served."""
         with self._changed:
@@ -510,10 +514,8 @@ class MTLSServer:
             self._open_connections.add(number)
             return number
 
-    def _connection_never_served(self, number: int, thread: threading.Thread) -> None:
-        """Forget a connection whose thread could not start, so that no wait waits for it to end."""
-        with self._lock:
-            self._threads.discard(thread)
+    def _connection_ended(self, number: int) -> None:
+        """The connection is no longer served: wake whoever waits for it to end (:meth:`wait_for_rejection`)."""
         with self._changed:
             self._open_connections.discard(number)
             self._changed.notify_all()
@@ -561,9 +563,7 @@ class MTLSServer:
                 self._sockets.discard(tls)
                 self._sockets.discard(raw)
                 self._threads.discard(threading.current_thread())
-            with self._changed:  # before the close, which is what the client sees end
-                self._open_connections.discard(number)
-                self._changed.notify_all()
+            self._connection_ended(number)  # before the close, which is what the client sees end
             tls.close()
 
 
